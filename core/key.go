@@ -1,0 +1,182 @@
+package core
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// KeyID names a key inside one backend. An empty Version means the latest.
+type KeyID struct {
+	Namespace string
+	Name      string
+	Version   string
+}
+
+func (id KeyID) String() string {
+	s := id.Namespace + "/" + id.Name
+	if id.Version != "" {
+		s += "@" + id.Version
+	}
+	return s
+}
+
+// KeyType is the family of a key, in Key Vault's words (without -HSM).
+type KeyType string
+
+const (
+	KeyTypeRSA KeyType = "RSA"
+	KeyTypeEC  KeyType = "EC"
+	KeyTypeOct KeyType = "oct"
+)
+
+// Curve names follow Key Vault (P-256, ...).
+type Curve string
+
+const (
+	CurveP256 Curve = "P-256"
+	CurveP384 Curve = "P-384"
+	CurveP521 Curve = "P-521"
+)
+
+// KeyUsage is one operation a key allows, in Key Vault's key_ops words.
+type KeyUsage string
+
+const (
+	UsageSign      KeyUsage = "sign"
+	UsageVerify    KeyUsage = "verify"
+	UsageEncrypt   KeyUsage = "encrypt"
+	UsageDecrypt   KeyUsage = "decrypt"
+	UsageWrapKey   KeyUsage = "wrapKey"
+	UsageUnwrapKey KeyUsage = "unwrapKey"
+	UsageDeriveKey KeyUsage = "deriveKey"
+)
+
+var knownUsages = []KeyUsage{UsageSign, UsageVerify, UsageEncrypt, UsageDecrypt, UsageWrapKey, UsageUnwrapKey, UsageDeriveKey}
+
+// ParseKeyUsage accepts a key_ops word, case-insensitively.
+func ParseKeyUsage(s string) (KeyUsage, error) {
+	for _, u := range knownUsages {
+		if equalFoldASCII(string(u), s) {
+			return u, nil
+		}
+	}
+	return "", Errorf(KindInvalidInput, "unknown key operation %q (known: sign, verify, encrypt, decrypt, wrapKey, unwrapKey, deriveKey)", s)
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i]|0x20, b[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// KeySpec describes a key to create.
+type KeySpec struct {
+	Type   KeyType
+	Bits   int   // RSA and oct
+	Curve  Curve // EC
+	Usages []KeyUsage
+}
+
+// Validate checks the spec against what hsmbridge supports for each type.
+func (s KeySpec) Validate() error {
+	switch s.Type {
+	case KeyTypeRSA:
+		if s.Bits != 2048 && s.Bits != 3072 && s.Bits != 4096 {
+			return Errorf(KindUnsupported, "RSA key size %d is not supported (2048, 3072 or 4096)", s.Bits)
+		}
+	case KeyTypeEC:
+		if _, err := s.Curve.Size(); err != nil {
+			return err
+		}
+	case KeyTypeOct:
+		if s.Bits != 128 && s.Bits != 192 && s.Bits != 256 {
+			return Errorf(KindUnsupported, "oct key size %d is not supported (128, 192 or 256)", s.Bits)
+		}
+	default:
+		return Errorf(KindUnsupported, "key type %q is not supported (RSA, EC or oct)", s.Type)
+	}
+	if len(s.Usages) == 0 {
+		return Errorf(KindInvalidInput, "a key needs at least one allowed operation")
+	}
+	return nil
+}
+
+// Size returns the curve's field size in bits.
+func (c Curve) Size() (int, error) {
+	switch c {
+	case CurveP256:
+		return 256, nil
+	case CurveP384:
+		return 384, nil
+	case CurveP521:
+		return 521, nil
+	}
+	return 0, Errorf(KindUnsupported, "curve %q is not supported (P-256, P-384 or P-521)", c)
+}
+
+// KeyInfo is what a backend tells about a key: never private material.
+type KeyInfo struct {
+	ID           KeyID // Version always set
+	Type         KeyType
+	Bits         int
+	Curve        Curve
+	Usages       []KeyUsage
+	PublicKeyDER []byte // SubjectPublicKeyInfo; nil for symmetric keys
+	Enabled      bool
+	Created      time.Time
+}
+
+// Allows reports whether the key's policy permits the usage.
+func (k KeyInfo) Allows(u KeyUsage) bool { return slices.Contains(k.Usages, u) }
+
+// PublicKey parses PublicKeyDER.
+func (k KeyInfo) PublicKey() (crypto.PublicKey, error) {
+	if len(k.PublicKeyDER) == 0 {
+		return nil, Errorf(KindUnsupported, "key %s has no public key", k.ID)
+	}
+	pub, err := x509.ParsePKIXPublicKey(k.PublicKeyDER)
+	if err != nil {
+		return nil, Errorf(KindInternal, "key %s: bad public key: %w", k.ID, err)
+	}
+	switch pub.(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey:
+		return pub, nil
+	}
+	return nil, Errorf(KindUnsupported, "key %s: public key type %T", k.ID, pub)
+}
+
+// MaskedKey is key material sealed by a backend for storage outside it.
+// Only the backend that made it can open it.
+type MaskedKey []byte
+
+// DeriveParams describe a key derivation inside a backend.
+type DeriveParams struct {
+	Input      MaskedKey
+	KDF        string // "hkdf"
+	Hash       Hash
+	Salt, Info []byte
+	OutputType string // "aes" or "hmac"
+	OutputBits int
+}
+
+// Describe formats a key for messages and listings.
+func (k KeyInfo) Describe() string {
+	switch k.Type {
+	case KeyTypeEC:
+		return fmt.Sprintf("%s EC %s", k.ID, k.Curve)
+	default:
+		return fmt.Sprintf("%s %s %d", k.ID, k.Type, k.Bits)
+	}
+}
