@@ -1,0 +1,75 @@
+package pluginhost
+
+import (
+	"context"
+
+	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/plugins/sdk"
+)
+
+// The ports methods, each one call() around the SDK client.
+
+func (b *Backend) GetKey(ctx context.Context, id core.KeyID) (core.KeyInfo, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) (core.KeyInfo, error) { return c.GetKey(ctx, id) })
+}
+
+func (b *Backend) ListKeys(ctx context.Context, namespace string) ([]core.KeyInfo, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]core.KeyInfo, error) { return c.ListKeys(ctx, namespace) })
+}
+
+func (b *Backend) CreateKey(ctx context.Context, id core.KeyID, spec core.KeySpec) (core.KeyInfo, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) (core.KeyInfo, error) { return c.CreateKey(ctx, id, spec) })
+}
+
+func (b *Backend) ImportKey(ctx context.Context, id core.KeyID, pkcs8 []byte, usages []core.KeyUsage) (core.KeyInfo, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) (core.KeyInfo, error) {
+		return c.ImportKey(ctx, id, pkcs8, usages)
+	})
+}
+
+func (b *Backend) DeleteKey(ctx context.Context, id core.KeyID) (int, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) (int, error) { return c.DeleteKey(ctx, id) })
+}
+
+func (b *Backend) Sign(ctx context.Context, id core.KeyID, digest []byte, s core.SignatureScheme) ([]byte, error) {
+	sig, _, err := b.SignTimed(ctx, id, digest, s)
+	return sig, err
+}
+
+type timedSignature struct {
+	sig []byte
+	ns  uint64
+}
+
+// SignTimed also returns the time the plugin spent signing.
+func (b *Backend) SignTimed(ctx context.Context, id core.KeyID, digest []byte, s core.SignatureScheme) ([]byte, uint64, error) {
+	r, err := call(b, ctx, func(ctx context.Context, c *sdk.Client) (timedSignature, error) {
+		sig, ns, err := c.SignTimed(ctx, id, digest, s)
+		return timedSignature{sig, ns}, err
+	})
+	return r.sig, r.ns, err
+}
+
+func (b *Backend) Decrypt(ctx context.Context, id core.KeyID, ct []byte, s core.EncryptionScheme) ([]byte, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]byte, error) { return c.Decrypt(ctx, id, ct, s) })
+}
+
+func (b *Backend) Agree(ctx context.Context, id core.KeyID, peer []byte) (core.MaskedKey, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) (core.MaskedKey, error) { return c.Agree(ctx, id, peer) })
+}
+
+func (b *Backend) Derive(ctx context.Context, p core.DeriveParams) (core.MaskedKey, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) (core.MaskedKey, error) { return c.Derive(ctx, p) })
+}
+
+func (b *Backend) Mask(ctx context.Context, id core.KeyID) (core.MaskedKey, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) (core.MaskedKey, error) { return c.Mask(ctx, id) })
+}
+
+func (b *Backend) Unmask(ctx context.Context, blob core.MaskedKey) (core.KeyInfo, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) (core.KeyInfo, error) { return c.Unmask(ctx, blob) })
+}
+
+func (b *Backend) Random(ctx context.Context, n int) ([]byte, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]byte, error) { return c.Random(ctx, n) })
+}

@@ -1,0 +1,240 @@
+// Package pluginhost runs backend plugins for hsmhost and keeps them running.
+//
+// Each configured backend is one plugin process started through
+// hashicorp/go-plugin with the SDK's handshake, automatic mTLS and, when the
+// config pins one, a SHA-256 of the binary that go-plugin checks at every
+// launch (a restart re-checks it too). The plugin gets a minimal environment
+// plus what the config passes explicitly, never hsmhost's whole environment,
+// so a cloud credential meant for one backend does not leak into another.
+//
+// A plugin that dies is noticed on the next call and relaunched; calls that
+// were in flight fail at once with a KindUnavailable error that says so (gRPC
+// fails them when the connection drops), rather than hanging. Relaunches are
+// limited (maxRestarts per restartWindow) so a plugin that crashes at start
+// does not turn every request into a process spawn.
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/plugins/sdk"
+)
+
+// Spec says how to run one backend plugin.
+type Spec struct {
+	Name     string // the backend's name in the config
+	Command  string
+	Args     []string
+	SHA256   string   // hex; when set, a binary that does not match is refused
+	Env      []string // "K=V" given to the plugin besides the minimal environment
+	Settings map[string]string
+	Logger   hclog.Logger
+}
+
+const (
+	maxRestarts     = 3
+	restartWindow   = time.Minute
+	defaultCallTime = 30 * time.Second
+	startTimeout    = 15 * time.Second
+	exitNoticeTime  = 500 * time.Millisecond
+)
+
+// passedThrough are the only variables of hsmhost's environment a plugin
+// sees unless the config names more.
+var passedThrough = []string{"PATH", "HOME", "TMPDIR", "HSMBRIDGE_LOG_LEVEL", "HSMBRIDGE_STATE_DIR"}
+
+// Backend is one running plugin. It implements every ports interface; the
+// operations the plugin did not declare are refused by the SDK client.
+type Backend struct {
+	spec Spec
+	log  hclog.Logger
+
+	mu       sync.Mutex
+	client   *plugin.Client
+	conn     *sdk.Client
+	restarts []time.Time
+	closed   bool
+}
+
+// Start launches the plugin, checks its checksum, and configures it.
+func Start(ctx context.Context, spec Spec) (*Backend, error) {
+	if spec.Logger == nil {
+		spec.Logger = hclog.NewNullLogger()
+	}
+	b := &Backend{spec: spec, log: spec.Logger.Named(spec.Name)}
+	if err := b.launch(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Backend) launch(ctx context.Context) error {
+	cmd := exec.Command(b.spec.Command, b.spec.Args...)
+	for _, name := range passedThrough {
+		if v, ok := os.LookupEnv(name); ok {
+			cmd.Env = append(cmd.Env, name+"="+v)
+		}
+	}
+	cmd.Env = append(cmd.Env, b.spec.Env...)
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          plugin.PluginSet{sdk.PluginName: &sdk.BackendPlugin{}},
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SkipHostEnv:      true,
+		StartTimeout:     startTimeout,
+		Logger:           b.log,
+	}
+	if b.spec.SHA256 != "" {
+		sum, err := hex.DecodeString(b.spec.SHA256)
+		if err != nil || len(sum) != sha256.Size {
+			return core.Errorf(core.KindInvalidInput, "backend %q: sha256 %q is not 64 hex digits", b.spec.Name, b.spec.SHA256)
+		}
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(cfg)
+	rpc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return core.Errorf(core.KindPermissionDenied,
+				"backend %q: plugin %s does not match its pinned sha256; refusing to start it", b.spec.Name, b.spec.Command)
+		}
+		return core.Errorf(core.KindUnavailable, "backend %q: starting plugin %s: %w", b.spec.Name, b.spec.Command, err)
+	}
+	raw, err := rpc.Dispense(sdk.PluginName)
+	if err != nil {
+		client.Kill()
+		return core.Errorf(core.KindUnavailable, "backend %q: plugin %s: %w", b.spec.Name, b.spec.Command, err)
+	}
+	conn := raw.(*sdk.Client)
+	cctx, cancel := context.WithTimeout(ctx, defaultCallTime)
+	defer cancel()
+	if err := conn.Configure(cctx, b.spec.Settings); err != nil {
+		client.Kill()
+		return core.Errorf(core.KindOf(err), "backend %q: configuring plugin: %w", b.spec.Name, err)
+	}
+	b.client, b.conn = client, conn
+	b.log.Info("plugin started", "command", b.spec.Command, "declares", conn.Description().Operations)
+	return nil
+}
+
+// current returns a live connection, relaunching a plugin that exited.
+func (b *Backend) current(ctx context.Context) (*sdk.Client, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, core.Errorf(core.KindUnavailable, "backend %q is shut down", b.spec.Name)
+	}
+	if b.client != nil && !b.client.Exited() {
+		return b.conn, nil
+	}
+	now := time.Now()
+	recent := b.restarts[:0]
+	for _, t := range b.restarts {
+		if now.Sub(t) < restartWindow {
+			recent = append(recent, t)
+		}
+	}
+	b.restarts = recent
+	if len(recent) >= maxRestarts {
+		return nil, core.Errorf(core.KindUnavailable,
+			"backend %q: plugin exited %d times within %s; not restarting it before %s (see hsmhost's log)",
+			b.spec.Name, len(recent), restartWindow, recent[0].Add(restartWindow).Format(time.TimeOnly))
+	}
+	b.restarts = append(b.restarts, now)
+	b.log.Warn("plugin exited; restarting it")
+	if err := b.launch(ctx); err != nil {
+		return nil, err
+	}
+	return b.conn, nil
+}
+
+// call runs one operation and turns a transport failure into an error that
+// says what happened to the plugin.
+func call[T any](b *Backend, ctx context.Context, op func(context.Context, *sdk.Client) (T, error)) (T, error) {
+	var zero T
+	conn, err := b.current(ctx)
+	if err != nil {
+		return zero, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultCallTime)
+		defer cancel()
+	}
+	v, err := op(ctx, conn)
+	if err != nil && core.KindOf(err) == core.KindUnavailable && b.exitedWithin(exitNoticeTime) {
+		return zero, core.Errorf(core.KindUnavailable,
+			"backend %q: plugin exited during the request; it is restarted on the next request", b.spec.Name)
+	}
+	return v, err
+}
+
+// exitedWithin waits briefly for go-plugin to notice a process exit: the
+// broken connection usually reaches the caller a moment before the exit does.
+func (b *Backend) exitedWithin(d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		if b.Exited() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// Exited reports whether the plugin process is gone.
+func (b *Backend) Exited() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.client == nil || b.client.Exited()
+}
+
+// Name is the backend's name in the config.
+func (b *Backend) Name() string { return b.spec.Name }
+
+// Description is what the running plugin declared.
+func (b *Backend) Description() core.BackendDescription {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn == nil {
+		return core.BackendDescription{Name: b.spec.Name}
+	}
+	return b.conn.Description()
+}
+
+// Close stops the plugin; later calls fail.
+func (b *Backend) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if b.client != nil {
+		b.client.Kill()
+	}
+}
+
+// PID is the plugin's process id, for tests and diagnostics (0 if none).
+func (b *Backend) PID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.client == nil || b.client.ReattachConfig() == nil {
+		return 0
+	}
+	return b.client.ReattachConfig().Pid
+}
+
+func (b *Backend) String() string { return fmt.Sprintf("backend %q (%s)", b.spec.Name, b.spec.Command) }

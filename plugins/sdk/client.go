@@ -1,0 +1,188 @@
+package sdk
+
+import (
+	"context"
+
+	"github.com/hsmbridge/hsmbridge/core"
+	pb "github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb"
+)
+
+// Client is the host's view of one plugin: it implements every ports
+// interface, and refuses, without an RPC, any operation the plugin did not
+// declare in Describe.
+type Client struct {
+	rpc  pb.BackendClient
+	desc core.BackendDescription
+}
+
+// NewClient asks the plugin to describe itself.
+func NewClient(ctx context.Context, rpc pb.BackendClient) (*Client, error) {
+	d, err := rpc.Describe(ctx, &pb.DescribeRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return &Client{rpc: rpc, desc: descriptionFromPB(d)}, nil
+}
+
+// Description is what the plugin declared.
+func (c *Client) Description() core.BackendDescription { return c.desc }
+
+func (c *Client) gate(op core.Operation) error {
+	if !c.desc.Supports(op) {
+		return core.Errorf(core.KindUnsupported, "backend %q does not support %s", c.desc.Name, op)
+	}
+	return nil
+}
+
+// Configure sends the backend's settings.
+func (c *Client) Configure(ctx context.Context, settings map[string]string) error {
+	_, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{Settings: settings})
+	return fromStatus(err)
+}
+
+func (c *Client) GetKey(ctx context.Context, id core.KeyID) (core.KeyInfo, error) {
+	k, err := c.rpc.GetKey(ctx, &pb.KeyRequest{Key: keyIDToPB(id)})
+	if err != nil {
+		return core.KeyInfo{}, fromStatus(err)
+	}
+	return keyInfoFromPB(k), nil
+}
+
+func (c *Client) ListKeys(ctx context.Context, namespace string) ([]core.KeyInfo, error) {
+	if err := c.gate(core.OpListKeys); err != nil {
+		return nil, err
+	}
+	r, err := c.rpc.ListKeys(ctx, &pb.ListKeysRequest{Namespace: namespace})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := make([]core.KeyInfo, len(r.GetKeys()))
+	for i, k := range r.GetKeys() {
+		out[i] = keyInfoFromPB(k)
+	}
+	return out, nil
+}
+
+func (c *Client) CreateKey(ctx context.Context, id core.KeyID, spec core.KeySpec) (core.KeyInfo, error) {
+	if err := c.gate(core.OpCreateKey); err != nil {
+		return core.KeyInfo{}, err
+	}
+	k, err := c.rpc.CreateKey(ctx, &pb.CreateKeyRequest{Key: keyIDToPB(id), KeyType: string(spec.Type),
+		Bits: int32(spec.Bits), Curve: string(spec.Curve), Ops: usagesToPB(spec.Usages)})
+	if err != nil {
+		return core.KeyInfo{}, fromStatus(err)
+	}
+	return keyInfoFromPB(k), nil
+}
+
+func (c *Client) ImportKey(ctx context.Context, id core.KeyID, pkcs8 []byte, usages []core.KeyUsage) (core.KeyInfo, error) {
+	if err := c.gate(core.OpImportKey); err != nil {
+		return core.KeyInfo{}, err
+	}
+	k, err := c.rpc.ImportKey(ctx, &pb.ImportKeyRequest{Key: keyIDToPB(id), Pkcs8: pkcs8, Ops: usagesToPB(usages)})
+	if err != nil {
+		return core.KeyInfo{}, fromStatus(err)
+	}
+	return keyInfoFromPB(k), nil
+}
+
+func (c *Client) DeleteKey(ctx context.Context, id core.KeyID) (int, error) {
+	if err := c.gate(core.OpDeleteKey); err != nil {
+		return 0, err
+	}
+	r, err := c.rpc.DeleteKey(ctx, &pb.KeyRequest{Key: keyIDToPB(id)})
+	if err != nil {
+		return 0, fromStatus(err)
+	}
+	return int(r.GetVersions()), nil
+}
+
+func (c *Client) Sign(ctx context.Context, id core.KeyID, digest []byte, scheme core.SignatureScheme) ([]byte, error) {
+	sig, _, err := c.SignTimed(ctx, id, digest, scheme)
+	return sig, err
+}
+
+// SignTimed is Sign plus the time the plugin reports it spent signing, so
+// the host can tell its own overhead from the backend's work.
+func (c *Client) SignTimed(ctx context.Context, id core.KeyID, digest []byte, scheme core.SignatureScheme) ([]byte, uint64, error) {
+	if err := c.gate(core.OpSign); err != nil {
+		return nil, 0, err
+	}
+	if !c.desc.SupportsSignature(scheme) {
+		return nil, 0, core.Errorf(core.KindUnsupported, "backend %q does not sign with %s", c.desc.Name, scheme.Name())
+	}
+	r, err := c.rpc.Sign(ctx, &pb.SignRequest{Key: keyIDToPB(id), Digest: digest, Scheme: signatureSchemeToPB(scheme)})
+	if err != nil {
+		return nil, 0, fromStatus(err)
+	}
+	return r.GetSignature(), r.GetComputeNs(), nil
+}
+
+func (c *Client) Decrypt(ctx context.Context, id core.KeyID, ciphertext []byte, scheme core.EncryptionScheme) ([]byte, error) {
+	if err := c.gate(core.OpDecrypt); err != nil {
+		return nil, err
+	}
+	r, err := c.rpc.Decrypt(ctx, &pb.DecryptRequest{Key: keyIDToPB(id), Ciphertext: ciphertext, Scheme: encryptionSchemeToPB(scheme)})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return r.GetPlaintext(), nil
+}
+
+func (c *Client) Agree(ctx context.Context, id core.KeyID, peerPublicKeyDER []byte) (core.MaskedKey, error) {
+	if err := c.gate(core.OpAgree); err != nil {
+		return nil, err
+	}
+	r, err := c.rpc.Agree(ctx, &pb.AgreeRequest{Key: keyIDToPB(id), PeerPublicKeyDer: peerPublicKeyDER})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return r.GetBlob(), nil
+}
+
+func (c *Client) Derive(ctx context.Context, params core.DeriveParams) (core.MaskedKey, error) {
+	if err := c.gate(core.OpDerive); err != nil {
+		return nil, err
+	}
+	r, err := c.rpc.Derive(ctx, deriveParamsToPB(params))
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return r.GetBlob(), nil
+}
+
+func (c *Client) Mask(ctx context.Context, id core.KeyID) (core.MaskedKey, error) {
+	if err := c.gate(core.OpMask); err != nil {
+		return nil, err
+	}
+	r, err := c.rpc.Mask(ctx, &pb.KeyRequest{Key: keyIDToPB(id)})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return r.GetBlob(), nil
+}
+
+func (c *Client) Unmask(ctx context.Context, blob core.MaskedKey) (core.KeyInfo, error) {
+	if err := c.gate(core.OpUnmask); err != nil {
+		return core.KeyInfo{}, err
+	}
+	k, err := c.rpc.Unmask(ctx, &pb.MaskedKey{Blob: blob})
+	if err != nil {
+		return core.KeyInfo{}, fromStatus(err)
+	}
+	return keyInfoFromPB(k), nil
+}
+
+func (c *Client) Random(ctx context.Context, n int) ([]byte, error) {
+	if err := c.gate(core.OpRandom); err != nil {
+		return nil, err
+	}
+	if n < 0 {
+		return nil, core.Errorf(core.KindInvalidInput, "negative random length %d", n)
+	}
+	r, err := c.rpc.Random(ctx, &pb.RandomRequest{Length: uint32(n)})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return r.GetData(), nil
+}

@@ -1,0 +1,61 @@
+package sdk
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb"
+	"github.com/hsmbridge/hsmbridge/ports"
+)
+
+// BackendPlugin is the go-plugin glue for both sides: Impl is set in the
+// plugin process and nil in the host.
+type BackendPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl ports.KeyLookup
+	Name string
+	// Version is reported in Describe.
+	Version string
+}
+
+func (p *BackendPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterBackendServer(s, &server{impl: p.Impl, desc: ports.Describe(p.Name, p.Version, p.Impl)})
+	return nil
+}
+
+// GRPCClient returns a *Client that has already fetched the description.
+func (p *BackendPlugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (interface{}, error) {
+	return NewClient(ctx, pb.NewBackendClient(cc))
+}
+
+// Option adjusts Serve.
+type Option func(*BackendPlugin)
+
+// WithName sets the backend's name (default: the binary's file name).
+func WithName(name string) Option { return func(p *BackendPlugin) { p.Name = name } }
+
+// WithVersion sets the version the backend reports.
+func WithVersion(v string) Option { return func(p *BackendPlugin) { p.Version = v } }
+
+// Serve runs impl as a backend plugin until the host goes away. It does not
+// return. Logs go to stderr, where the host's logger picks them up.
+func Serve(impl ports.KeyLookup, opts ...Option) {
+	p := &BackendPlugin{Impl: impl, Name: filepath.Base(os.Args[0]), Version: "dev"}
+	for _, o := range opts {
+		o(p)
+	}
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         plugin.PluginSet{PluginName: p},
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name: p.Name, Level: hclog.LevelFromString(os.Getenv("HSMBRIDGE_LOG_LEVEL")),
+			Output: os.Stderr, JSONFormat: true,
+		}),
+	})
+}
