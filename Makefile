@@ -1,0 +1,71 @@
+# hsmbridge: `make demo` and `make test` do all set-up on a fresh Debian 12
+# machine (run as root so missing packages can be installed).
+
+GO        ?= go
+CC        ?= cc
+BUILD     := build
+MODULES   := $(BUILD)/ossl-modules
+PROVIDER_SRC := $(wildcard adapters/openssl/provider/*.c) adapters/openssl/gen/host.pb-c.c
+PROVIDER_HDR := $(wildcard adapters/openssl/provider/*.h) adapters/openssl/gen/host.pb-c.h
+PROVIDER_CFLAGS := -O2 -g -fPIC -Wall -Wextra -Wno-unused-parameter -pthread -fvisibility=hidden \
+	-Iadapters/openssl/gen -Iadapters/openssl/provider $(shell pkg-config --cflags libcrypto libprotobuf-c 2>/dev/null)
+PROVIDER_LDLIBS := $(shell pkg-config --libs libcrypto libprotobuf-c 2>/dev/null || echo -lcrypto -lprotobuf-c)
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
+
+.PHONY: all build deps provider go-binaries test test-unit demo bench proto clean install
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps provider go-binaries
+
+go-binaries:
+	@mkdir -p $(BUILD)/bin $(BUILD)/plugins
+	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/bin/hsmhost ./cmd/hsmhost
+	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-simulator ./plugins/simulator/cmd/hsmbridge-simulator
+
+# One shared object, installed under the three names applications load:
+# the provider reads the name it was loaded under and sets its properties.
+provider: $(MODULES)/hsmbridge.so $(MODULES)/akv_provider.so $(MODULES)/azihsm_provider.so
+
+$(MODULES)/hsmbridge.so: $(PROVIDER_SRC) $(PROVIDER_HDR) adapters/openssl/provider/provider.map
+	@mkdir -p $(MODULES)
+	$(CC) $(PROVIDER_CFLAGS) -shared -o $@ $(PROVIDER_SRC) \
+		-Wl,--version-script=adapters/openssl/provider/provider.map -Wl,-z,defs $(PROVIDER_LDLIBS)
+
+$(MODULES)/akv_provider.so $(MODULES)/azihsm_provider.so: $(MODULES)/hsmbridge.so
+	cp -f $< $@
+
+# Regenerates the protocol code from the schemas (the output is checked in).
+proto:
+	protoc --go_out=. --go_opt=paths=source_relative api/hostapi/host.proto
+	protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		plugins/sdk/backendpb/backend.proto
+	protoc --proto_path=api/hostapi --c_out=adapters/openssl/gen api/hostapi/host.proto
+
+# The whole suite: unit, contract and end-to-end tests (real openssl, real
+# nginx, real plugin processes). End-to-end tests refuse to skip here.
+test: build
+	HSMBRIDGE_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 20m ./...
+
+test-unit:
+	$(GO) test ./core/... ./ports/... ./plugins/... ./internal/...
+
+demo: build
+	@scripts/demo.sh
+
+bench: build
+	@scripts/bench.sh
+
+install: build
+	install -d $(DESTDIR)/usr/local/bin $(DESTDIR)/usr/local/lib/hsmbridge/plugins
+	install -m 0755 $(BUILD)/bin/hsmhost $(DESTDIR)/usr/local/bin/hsmhost
+	install -m 0755 $(BUILD)/plugins/* $(DESTDIR)/usr/local/lib/hsmbridge/plugins/
+	install -d $(DESTDIR)$(shell openssl version -m | sed 's/.*"\(.*\)"/\1/')
+	install -m 0644 $(MODULES)/*.so $(DESTDIR)$(shell openssl version -m | sed 's/.*"\(.*\)"/\1/')/
+
+clean:
+	rm -rf $(BUILD)
