@@ -96,7 +96,12 @@ func TestProviderPathAndReferenceForms(t *testing.T) {
 	h.hsmhost("key", "create", "managedhsm:MyHSM:mykey", "--kty", "EC", "--curve", "P-256", "--ops", "sign")
 	h.write("pubkey.pem", h.hsmhost("key", "pubkey", "managedhsm:MyHSM:mykey"))
 	h.write("data.txt", "reference forms\n")
-	version := strings.TrimSpace(h.hsmhost("key", "show", "managedhsm:MyHSM:mykey", "--field", "version"))
+	version := ""
+	for _, line := range strings.Split(h.hsmhost("key", "show", "managedhsm:MyHSM:mykey"), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "version:"); ok {
+			version = strings.TrimSpace(v)
+		}
+	}
 	if len(version) != 32 {
 		t.Fatalf("version %q is not 32 hex characters", version)
 	}

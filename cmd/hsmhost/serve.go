@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/hsmbridge/hsmbridge/internal/config"
+	"github.com/hsmbridge/hsmbridge/internal/hostsvc"
+	"github.com/hsmbridge/hsmbridge/internal/pluginhost"
+	"github.com/hsmbridge/hsmbridge/internal/socketserver"
+	"github.com/hsmbridge/hsmbridge/plugins/simulator"
+)
+
+// shutdownGrace is how long running requests get to answer on SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+func serve(args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr, "hsmhost serve [--config FILE] [--log-level LEVEL] [--socket PATH]")
+	configFlag := fs.String("config", "", "configuration file (default $HSMBRIDGE_CONFIG, else "+config.DefaultPath+" if it exists, else the built-in simulator)")
+	levelFlag := fs.String("log-level", "", "trace, debug, info, warn or error (default $HSMBRIDGE_LOG_LEVEL, else the config's log_level, else info)")
+	socketFlag := fs.String("socket", "", "socket path (default $HSMBRIDGE_SOCKET, else the config's socket, else the per-user default)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("serve takes no arguments, got %q", pos)
+	}
+
+	path, err := config.Locate(*configFlag)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	fixedLevel := *levelFlag
+	if fixedLevel == "" {
+		fixedLevel = os.Getenv("HSMBRIDGE_LOG_LEVEL")
+	}
+	level := fixedLevel
+	if level == "" {
+		level = cfg.LogLevel
+	}
+	if level == "" {
+		level = "info"
+	}
+	if hclog.LevelFromString(level) == hclog.NoLevel {
+		return usagef("log level %q is not one of trace, debug, info, warn, error", level)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "hsmhost", Level: hclog.LevelFromString(level), Output: stderr})
+
+	sockPath := config.SocketPath(*socketFlag, cfg)
+	sock, err := socketserver.Prepare(socketserver.SocketConfig{Path: sockPath, Mode: cfg.SocketMode, Group: cfg.SocketGroup})
+	if errors.Is(err, socketserver.ErrAlreadyRunning) {
+		fmt.Fprintf(stderr, "hsmhost: already running on %s; nothing to do\n", sockPath)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	backends, routes, err := startBackends(ctx, cfg, log)
+	if err != nil {
+		sock.Release()
+		return err
+	}
+	svc, err := hostsvc.New(routes, backends)
+	if err != nil {
+		sock.Release()
+		closeAll(backends)
+		return err
+	}
+	ln, err := sock.Listen()
+	if err != nil {
+		svc.Close()
+		return err
+	}
+	srv := &socketserver.Server{Service: svc, Log: log.Named("socket"), HostVersion: hostVersion()}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("serving", "socket", sockPath, "config", cfg.Source, "backends", cfg.BackendNames(), "version", hostVersion())
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	var reloading sync.Mutex
+	var exitErr error
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				go func() {
+					reloading.Lock()
+					defer reloading.Unlock()
+					cfg = reload(ctx, *configFlag, cfg, sockPath, fixedLevel, svc, log)
+				}()
+				continue
+			}
+			log.Info("stopping", "signal", sig.String())
+			break loop
+		case err := <-served:
+			exitErr = fmt.Errorf("socket server stopped: %w", err)
+			log.Error("socket server stopped", "error", err)
+			break loop
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
+	defer cancel()
+	srv.Shutdown(sctx)
+	sock.Remove()
+	reloading.Lock() // let a reload in progress finish before closing backends
+	svc.Close()
+	reloading.Unlock()
+	log.Info("stopped")
+	return exitErr
+}
+
+// reload reads the configuration again, starts its backends and swaps them
+// in. On any error the running configuration stays as it is.
+func reload(ctx context.Context, configFlag string, old *config.Config, sockPath, fixedLevel string, svc *hostsvc.Service, log hclog.Logger) *config.Config {
+	path, err := config.Locate(configFlag)
+	if err == nil {
+		var cfg *config.Config
+		if cfg, err = config.Load(path); err == nil {
+			var backends []hostsvc.Backend
+			var routes []hostsvc.Route
+			if backends, routes, err = startBackends(ctx, cfg, log); err == nil {
+				if err = svc.Swap(routes, backends); err != nil {
+					closeAll(backends)
+				} else {
+					if s := config.SocketPath("", cfg); cfg.Socket != "" && s != sockPath {
+						log.Warn("the socket path changed in the configuration; it takes effect on restart", "serving", sockPath)
+					}
+					if cfg.SocketMode != old.SocketMode || cfg.SocketGroup != old.SocketGroup {
+						log.Warn("socket_mode and socket_group take effect on restart")
+					}
+					if fixedLevel == "" && cfg.LogLevel != "" {
+						log.SetLevel(hclog.LevelFromString(cfg.LogLevel))
+					}
+					log.Info("configuration reloaded", "config", cfg.Source, "backends", cfg.BackendNames())
+					return cfg
+				}
+			}
+		}
+	}
+	log.Error("reload failed; keeping the running configuration", "error", err)
+	return old
+}
+
+// startBackends launches every configured plugin; if one fails, those
+// already started are stopped and the error names the backend.
+func startBackends(ctx context.Context, cfg *config.Config, log hclog.Logger) ([]hostsvc.Backend, []hostsvc.Route, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, fmt.Errorf("finding hsmhost's own binary for built-in plugins: %w", err)
+	}
+	var started []hostsvc.Backend
+	for _, b := range cfg.Backends {
+		spec := pluginhost.Spec{
+			Name: b.Name, Command: b.Plugin, SHA256: b.SHA256,
+			Settings: maps.Clone(b.Settings), Logger: log.Named("backend"),
+		}
+		if spec.Settings == nil {
+			spec.Settings = map[string]string{}
+		}
+		if name, ok := b.Builtin(); ok {
+			spec.Command, spec.Args = exe, []string{"plugin", name}
+			// The plugin does not see hsmhost's environment, so the host
+			// resolves the simulator's default state directory for it.
+			if name == "simulator" && spec.Settings[simulator.SettingStateDir] == "" {
+				spec.Settings[simulator.SettingStateDir] = simulator.DefaultStateDir()
+			}
+		}
+		for _, name := range b.PassEnv {
+			if v, ok := os.LookupEnv(name); ok {
+				spec.Env = append(spec.Env, name+"="+v)
+			} else {
+				log.Warn("pass_env names a variable that is not set", "backend", b.Name, "variable", name)
+			}
+		}
+		pb, err := pluginhost.Start(ctx, spec)
+		if err != nil {
+			closeAll(started)
+			msg := err.Error()
+			if !strings.Contains(msg, fmt.Sprintf("%q", b.Name)) {
+				msg = fmt.Sprintf("backend %q: %s", b.Name, msg)
+			}
+			return nil, nil, fmt.Errorf("%s (configured at %s)", msg, b.Where)
+		}
+		started = append(started, pb)
+	}
+	var routes []hostsvc.Route
+	for _, r := range cfg.Routes {
+		routes = append(routes, hostsvc.Route{Prefix: r.Prefix, Backend: r.Backend})
+	}
+	return started, routes, nil
+}
+
+func closeAll(bs []hostsvc.Backend) {
+	for _, b := range bs {
+		if c, ok := b.(interface{ Close() }); ok {
+			c.Close()
+		}
+	}
+}

@@ -1,0 +1,470 @@
+// Package config reads hsmhost's HCL configuration: where the socket lives,
+// which backend plugins to start and how key references are routed to them.
+//
+// Routing is a longest-prefix match on the canonical form of a reference
+// (core.KeyRef.String), so akv:vault=X,name=k and managedhsm:X:k always go
+// to the same backend. Every problem found is reported with the file and line
+// it comes from; a file with any error is refused as a whole, so a bad edit
+// followed by a reload never leaves the host half-configured.
+//
+// Without a file, the embedded default starts the built-in simulator and
+// routes every reference to it, which is what a developer laptop needs.
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/hsmbridge/hsmbridge/core"
+)
+
+// DefaultPath is read when no --config flag and no HSMBRIDGE_CONFIG is given.
+const DefaultPath = "/etc/hsmbridge/hsmhost.hcl"
+
+// BuiltinPrefix marks a plugin compiled into hsmhost ("builtin:simulator").
+const BuiltinPrefix = "builtin:"
+
+// EmbeddedSource is Config.Source when no file was read.
+const EmbeddedSource = "(embedded default)"
+
+// Config is a validated configuration.
+type Config struct {
+	Source      string      // the file read, or EmbeddedSource
+	Socket      string      // empty: not set in the file
+	SocketMode  os.FileMode // 0600 unless set
+	SocketGroup string
+	LogLevel    string // empty: not set in the file
+	Backends    []Backend
+	Routes      []Route // in file order
+}
+
+// Backend is one backend block.
+type Backend struct {
+	Name     string
+	Plugin   string // "builtin:<name>" or a path to a plugin binary
+	SHA256   string // lower-case hex, empty when not pinned
+	PassEnv  []string
+	Settings map[string]string
+	Where    string // file:line of the block, for messages
+}
+
+// Builtin returns the built-in plugin's name and true for "builtin:<name>".
+func (b Backend) Builtin() (string, bool) {
+	return strings.CutPrefix(b.Plugin, BuiltinPrefix)
+}
+
+// Route sends references starting with Prefix to Backend.
+type Route struct {
+	Prefix  string
+	Backend string
+	Where   string
+}
+
+// Builtins lists the plugin names accepted after "builtin:".
+var Builtins = []string{"simulator"}
+
+// Default is the configuration used when no file exists: the built-in
+// simulator serving every reference. Its state directory is left to the
+// host, which knows the simulator's default.
+func Default() *Config {
+	return &Config{
+		Source:     EmbeddedSource,
+		SocketMode: 0o600,
+		Backends: []Backend{{
+			Name: "simulator", Plugin: BuiltinPrefix + "simulator",
+			Settings: map[string]string{}, Where: EmbeddedSource,
+		}},
+		Routes: []Route{{Prefix: "", Backend: "simulator", Where: EmbeddedSource}},
+	}
+}
+
+// Locate picks the file to read: the explicit path if given, else
+// $HSMBRIDGE_CONFIG, else DefaultPath if it exists. It returns "" for the
+// embedded default. An explicit path that does not exist is an error.
+func Locate(explicit string) (string, error) {
+	if explicit == "" {
+		explicit = os.Getenv("HSMBRIDGE_CONFIG")
+	}
+	if explicit != "" {
+		if _, err := os.Stat(explicit); err != nil {
+			return "", fmt.Errorf("config file %s: %w", explicit, err)
+		}
+		return explicit, nil
+	}
+	if _, err := os.Stat(DefaultPath); err == nil {
+		return DefaultPath, nil
+	}
+	return "", nil
+}
+
+// Load reads the file at path, or returns Default() for an empty path.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(src, path)
+}
+
+var (
+	rootSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "socket"}, {Name: "socket_mode"}, {Name: "socket_group"}, {Name: "log_level"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "backend", LabelNames: []string{"name"}},
+			{Type: "route"},
+		},
+	}
+	backendSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "plugin", Required: true}, {Name: "sha256"}, {Name: "pass_env"}, {Name: "settings"},
+		},
+	}
+	routeSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "prefix", Required: true}, {Name: "backend", Required: true}},
+	}
+	backendNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
+	envNamePattern     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	sha256Pattern      = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	logLevels          = []string{"trace", "debug", "info", "warn", "error", "off"}
+)
+
+// problems collects errors with their positions.
+type problems []string
+
+func (p *problems) add(r hcl.Range, format string, args ...any) {
+	*p = append(*p, fmt.Sprintf("%s:%d: %s", r.Filename, r.Start.Line, fmt.Sprintf(format, args...)))
+}
+
+func (p *problems) diags(d hcl.Diagnostics) {
+	for _, x := range d {
+		if x.Severity != hcl.DiagError {
+			continue
+		}
+		msg := x.Summary
+		if x.Detail != "" {
+			msg += ": " + x.Detail
+		}
+		if x.Subject != nil {
+			p.add(*x.Subject, "%s", msg)
+		} else {
+			*p = append(*p, msg)
+		}
+	}
+}
+
+// Parse parses and validates a configuration. filename is used in messages.
+func Parse(src []byte, filename string) (*Config, error) {
+	var errs problems
+	f, d := hclparse.NewParser().ParseHCL(src, filename)
+	if d.HasErrors() {
+		errs.diags(d)
+		return nil, errs.err()
+	}
+	content, d := f.Body.Content(rootSchema)
+	errs.diags(d)
+
+	cfg := &Config{Source: filename, SocketMode: 0o600}
+	str := func(name string) (string, hcl.Range, bool) {
+		a, ok := content.Attributes[name]
+		if !ok {
+			return "", hcl.Range{}, false
+		}
+		s, ok := stringAttr(a, &errs)
+		return s, a.Range, ok
+	}
+	if s, r, ok := str("socket"); ok {
+		if !filepath.IsAbs(s) {
+			errs.add(r, "socket %q must be an absolute path", s)
+		}
+		cfg.Socket = s
+	}
+	if s, r, ok := str("socket_mode"); ok {
+		m, err := strconv.ParseUint(s, 8, 32)
+		if err != nil || m > 0o777 {
+			errs.add(r, "socket_mode %q is not an octal permission such as \"0660\"", s)
+		} else {
+			cfg.SocketMode = os.FileMode(m)
+		}
+	}
+	if s, r, ok := str("socket_group"); ok {
+		if s == "" {
+			errs.add(r, "socket_group is empty")
+		}
+		cfg.SocketGroup = s
+	}
+	if s, r, ok := str("log_level"); ok {
+		if !validLevel(s) {
+			errs.add(r, "log_level %q is not one of %s", s, strings.Join(logLevels, ", "))
+		}
+		cfg.LogLevel = strings.ToLower(s)
+	}
+
+	backendAt := map[string]string{}
+	for _, blk := range content.Blocks {
+		switch blk.Type {
+		case "backend":
+			b := parseBackend(blk, &errs)
+			if prev, dup := backendAt[b.Name]; dup {
+				errs.add(blk.DefRange, "backend %q is defined twice (first at %s)", b.Name, prev)
+				continue
+			}
+			backendAt[b.Name] = b.Where
+			cfg.Backends = append(cfg.Backends, b)
+		case "route":
+			cfg.Routes = append(cfg.Routes, parseRoute(blk, &errs))
+		}
+	}
+
+	prefixAt := map[string]string{}
+	for _, r := range cfg.Routes {
+		if r.Backend != "" {
+			if _, ok := backendAt[r.Backend]; !ok {
+				errs = append(errs, fmt.Sprintf("%s: route %q names backend %q, which is not defined%s", r.Where, r.Prefix, r.Backend, knownBackends(cfg.Backends)))
+			}
+		}
+		if prev, dup := prefixAt[r.Prefix]; dup {
+			errs = append(errs, fmt.Sprintf("%s: route prefix %q is given twice (first at %s)", r.Where, r.Prefix, prev))
+		}
+		prefixAt[r.Prefix] = r.Where
+	}
+	if len(cfg.Backends) == 0 && len(errs) == 0 {
+		errs = append(errs, fmt.Sprintf("%s: no backend block; at least one backend is needed", filename))
+	}
+	if len(cfg.Routes) == 0 && len(errs) == 0 {
+		errs = append(errs, fmt.Sprintf("%s: no route block; add route { prefix = \"\" backend = %q } to send every reference to it", filename, cfg.Backends[0].Name))
+	}
+	if len(errs) > 0 {
+		return nil, errs.err()
+	}
+	return cfg, nil
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(p, "\n"))
+}
+
+func knownBackends(bs []Backend) string {
+	if len(bs) == 0 {
+		return ""
+	}
+	var names []string
+	for _, b := range bs {
+		names = append(names, strconv.Quote(b.Name))
+	}
+	return " (defined: " + strings.Join(names, ", ") + ")"
+}
+
+func where(r hcl.Range) string { return fmt.Sprintf("%s:%d", r.Filename, r.Start.Line) }
+
+func validLevel(s string) bool {
+	for _, l := range logLevels {
+		if strings.EqualFold(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func parseBackend(blk *hcl.Block, errs *problems) Backend {
+	b := Backend{Name: blk.Labels[0], Where: where(blk.DefRange), Settings: map[string]string{}}
+	if !backendNamePattern.MatchString(b.Name) {
+		errs.add(blk.LabelRanges[0], "backend name %q must start with a letter and hold only letters, digits, '_' or '-'", b.Name)
+	}
+	content, d := blk.Body.Content(backendSchema)
+	errs.diags(d)
+	if a, ok := content.Attributes["plugin"]; ok {
+		if s, ok := stringAttr(a, errs); ok {
+			b.Plugin = s
+			if name, builtin := b.Builtin(); builtin {
+				if !contains(Builtins, name) {
+					errs.add(a.Range, "unknown built-in plugin %q (built in: %s)", s, strings.Join(Builtins, ", "))
+				}
+			} else if s == "" {
+				errs.add(a.Range, "plugin is empty; give builtin:<name> or the path of a plugin binary")
+			} else if !filepath.IsAbs(s) {
+				errs.add(a.Range, "plugin path %q must be absolute (or builtin:<name>)", s)
+			}
+		}
+	}
+	if a, ok := content.Attributes["sha256"]; ok {
+		if s, ok := stringAttr(a, errs); ok {
+			if !sha256Pattern.MatchString(s) {
+				errs.add(a.Range, "sha256 %q is not 64 hexadecimal digits", s)
+			} else {
+				raw, _ := hex.DecodeString(s)
+				b.SHA256 = hex.EncodeToString(raw)
+			}
+		}
+	}
+	if a, ok := content.Attributes["pass_env"]; ok {
+		v, d := a.Expr.Value(nil)
+		errs.diags(d)
+		if !d.HasErrors() {
+			list, err := convert.Convert(v, cty.List(cty.String))
+			if err != nil || list.IsNull() || !list.IsWhollyKnown() {
+				errs.add(a.Range, "pass_env must be a list of environment variable names")
+			} else {
+				for _, e := range list.AsValueSlice() {
+					if e.IsNull() {
+						errs.add(a.Range, "pass_env holds a null")
+						continue
+					}
+					n := e.AsString()
+					if !envNamePattern.MatchString(n) {
+						errs.add(a.Range, "pass_env entry %q is not an environment variable name", n)
+					}
+					b.PassEnv = append(b.PassEnv, n)
+				}
+			}
+		}
+	}
+	if a, ok := content.Attributes["settings"]; ok {
+		v, d := a.Expr.Value(nil)
+		errs.diags(d)
+		if !d.HasErrors() {
+			m, err := convert.Convert(v, cty.Map(cty.String))
+			if err != nil || m.IsNull() || !m.IsWhollyKnown() {
+				errs.add(a.Range, "settings must be a map of strings, e.g. { state_dir = \"/var/lib/x\" }")
+			} else {
+				for k, e := range m.AsValueMap() {
+					if e.IsNull() {
+						errs.add(a.Range, "setting %q is null", k)
+						continue
+					}
+					b.Settings[k] = e.AsString()
+				}
+			}
+		}
+	}
+	return b
+}
+
+func parseRoute(blk *hcl.Block, errs *problems) Route {
+	r := Route{Where: where(blk.DefRange)}
+	content, d := blk.Body.Content(routeSchema)
+	errs.diags(d)
+	if a, ok := content.Attributes["prefix"]; ok {
+		if s, ok := stringAttr(a, errs); ok {
+			r.Prefix = s
+			if msg := checkPrefix(s); msg != "" {
+				errs.add(a.Range, "%s", msg)
+			}
+		}
+	}
+	if a, ok := content.Attributes["backend"]; ok {
+		if s, ok := stringAttr(a, errs); ok {
+			r.Backend = s
+		}
+	}
+	return r
+}
+
+// checkPrefix catches prefixes that can never match a canonical reference.
+func checkPrefix(p string) string {
+	scheme, _, hasColon := strings.Cut(p, ":")
+	if !hasColon {
+		// A partial scheme ("managed") still matches; anything else cannot.
+		for _, s := range []core.Scheme{core.SchemeManagedHSM, core.SchemeGeneric, core.SchemeAzIHSM} {
+			if strings.HasPrefix(string(s), p) {
+				return ""
+			}
+		}
+		return fmt.Sprintf("route prefix %q matches no reference: canonical references start with managedhsm:, hsmbridge: or azihsm://", p)
+	}
+	switch core.Scheme(scheme) {
+	case core.SchemeManagedHSM, core.SchemeGeneric, core.SchemeAzIHSM:
+		return ""
+	case core.SchemeAKV:
+		return fmt.Sprintf("route prefix %q: akv: references are routed in their canonical form; write managedhsm:<vault>: instead", p)
+	}
+	if strings.EqualFold(scheme, string(core.SchemeManagedHSM)) || strings.EqualFold(scheme, string(core.SchemeGeneric)) || strings.EqualFold(scheme, string(core.SchemeAzIHSM)) {
+		return fmt.Sprintf("route prefix %q: canonical schemes are lower case", p)
+	}
+	return fmt.Sprintf("route prefix %q: unknown scheme %q (managedhsm, hsmbridge or azihsm)", p, scheme)
+}
+
+func stringAttr(a *hcl.Attribute, errs *problems) (string, bool) {
+	v, d := a.Expr.Value(nil)
+	errs.diags(d)
+	if d.HasErrors() {
+		return "", false
+	}
+	s, err := convert.Convert(v, cty.String)
+	if err != nil || s.IsNull() || !s.IsKnown() {
+		errs.add(a.Range, "%s must be a string", a.Name)
+		return "", false
+	}
+	return s.AsString(), true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// BackendNames lists the configured backends, sorted.
+func (c *Config) BackendNames() []string {
+	var n []string
+	for _, b := range c.Backends {
+		n = append(n, b.Name)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// DefaultSocketPath follows the shared convention: $HSMBRIDGE_SOCKET, else
+// /run/hsmbridge/hsmhost.sock for root, else $XDG_RUNTIME_DIR/hsmbridge/
+// hsmhost.sock, else /tmp/hsmbridge-<uid>/hsmhost.sock.
+func DefaultSocketPath() string {
+	if p := os.Getenv("HSMBRIDGE_SOCKET"); p != "" {
+		return p
+	}
+	uid := os.Getuid()
+	if uid == 0 {
+		return "/run/hsmbridge/hsmhost.sock"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "hsmbridge", "hsmhost.sock")
+	}
+	// Literally /tmp, not $TMPDIR: the C front end computes the same path.
+	return fmt.Sprintf("/tmp/hsmbridge-%d/hsmhost.sock", uid)
+}
+
+// SocketPath picks the socket hsmhost serves: the --socket flag, else
+// $HSMBRIDGE_SOCKET (what clients read too), else the file's socket, else
+// the default.
+func SocketPath(flag string, c *Config) string {
+	switch {
+	case flag != "":
+		return flag
+	case os.Getenv("HSMBRIDGE_SOCKET") != "":
+		return os.Getenv("HSMBRIDGE_SOCKET")
+	case c != nil && c.Socket != "":
+		return c.Socket
+	}
+	return DefaultSocketPath()
+}

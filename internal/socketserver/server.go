@@ -1,0 +1,333 @@
+// Package socketserver serves hsmhost's Unix-socket protocol (api/hostapi)
+// to the OpenSSL front end and to the hsmhost CLI.
+//
+// Each connection has one goroutine reading length-prefixed Request frames.
+// Every request is then handled in its own goroutine, at most MaxInflight
+// per connection (the reader stops reading when the limit is reached, which
+// pushes back on the client), and its Response is written under the
+// connection's write lock with the request's id, so a client that pipelines
+// gets answers in completion order. A frame over MaxFrame or a body that is
+// not a Request is a protocol error: the server answers with id 0 and closes
+// the connection, since the stream can no longer be trusted.
+package socketserver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hsmbridge/hsmbridge/api/hostapi"
+	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/internal/hostsvc"
+)
+
+// DefaultMaxInflight bounds the concurrent requests of one connection.
+const DefaultMaxInflight = 64
+
+// DefaultRequestTimeout bounds one request, backend call included.
+const DefaultRequestTimeout = 60 * time.Second
+
+// Server answers hostapi requests with a hostsvc.Service.
+type Server struct {
+	Service        *hostsvc.Service
+	Log            hclog.Logger
+	HostVersion    string
+	MaxInflight    int
+	RequestTimeout time.Duration
+
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	closing  bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	connsWG  sync.WaitGroup
+	listener net.Listener
+}
+
+func (s *Server) init() {
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.conns = map[net.Conn]struct{}{}
+		if s.Log == nil {
+			s.Log = hclog.NewNullLogger()
+		}
+		if s.MaxInflight <= 0 {
+			s.MaxInflight = DefaultMaxInflight
+		}
+		if s.RequestTimeout <= 0 {
+			s.RequestTimeout = DefaultRequestTimeout
+		}
+	}
+}
+
+// Serve accepts connections until the listener is closed by Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.init()
+	if s.closing {
+		s.mu.Unlock()
+		return errors.New("server is shut down")
+	}
+	s.listener = ln
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.connsWG.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// Shutdown stops accepting, stops reading new requests, lets running ones
+// answer, and closes the connections; when ctx ends first it cancels the
+// running requests and closes at once.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.init()
+	s.closing = true
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	for c := range s.conns {
+		if uc, ok := c.(*net.UnixConn); ok {
+			uc.CloseRead()
+		} else {
+			c.SetReadDeadline(time.Now())
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.connsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	s.cancel()
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	var handlers sync.WaitGroup
+	defer func() {
+		handlers.Wait()
+		c.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.connsWG.Done()
+	}()
+	var wmu sync.Mutex
+	write := func(resp *hostapi.Response) {
+		wmu.Lock()
+		defer wmu.Unlock()
+		if err := WriteFrame(c, resp); err != nil {
+			s.Log.Debug("writing response failed", "id", resp.GetId(), "error", err)
+		}
+	}
+	sem := make(chan struct{}, s.MaxInflight)
+	r := bufio.NewReader(c)
+	for {
+		frame, err := ReadFrame(r)
+		if err != nil {
+			var big *FrameTooLargeError
+			if errors.As(err, &big) {
+				s.Log.Warn("closing connection after oversize frame", "size", big.Size)
+				write(errorResponse(0, core.Errorf(core.KindInvalidInput, "protocol error: %s; closing the connection", big)))
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.Log.Debug("connection read failed", "error", err)
+			}
+			return
+		}
+		start := time.Now()
+		req := new(hostapi.Request)
+		if err := proto.Unmarshal(frame, req); err != nil {
+			write(errorResponse(0, core.Errorf(core.KindInvalidInput, "protocol error: frame is not a Request: %v; closing the connection", err)))
+			return
+		}
+		sem <- struct{}{}
+		handlers.Add(1)
+		go func() {
+			defer func() { <-sem; handlers.Done() }()
+			write(s.handle(req, start))
+		}()
+	}
+}
+
+func errorResponse(id uint64, err error) *hostapi.Response {
+	return &hostapi.Response{Id: id, Error: &hostapi.Error{
+		Kind: KindToProto(core.KindOf(err)), Message: err.Error(), Backend: hostsvc.BackendOf(err)}}
+}
+
+// handle runs one request; it never returns nil.
+func (s *Server) handle(req *hostapi.Request, start time.Time) (resp *hostapi.Response) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.RequestTimeout)
+	defer cancel()
+	timing := &hostapi.Timing{}
+	defer func() {
+		if p := recover(); p != nil {
+			s.Log.Error("request panicked", "id", req.GetId(), "panic", p)
+			resp = errorResponse(req.GetId(), core.Errorf(core.KindInternal, "internal error in hsmhost"))
+		}
+		timing.HostNs = uint64(time.Since(start))
+		resp.Timing = timing
+		if resp.Error != nil {
+			s.Log.Debug("request failed", "id", req.GetId(), "op", opName(req), "kind", resp.Error.Kind, "error", resp.Error.Message)
+		} else {
+			s.Log.Trace("request done", "id", req.GetId(), "op", opName(req), "ns", timing.HostNs)
+		}
+	}()
+	svc := s.Service
+	id := req.GetId()
+	fail := func(err error) *hostapi.Response { return errorResponse(id, err) }
+	keyResp := func(k hostsvc.Key, err error) *hostapi.Response {
+		if err != nil {
+			return fail(err)
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Key{Key: KeyInfoToProto(k.Reference, k.Backend, k.KeyInfo)}}
+	}
+
+	switch op := req.Op.(type) {
+	case *hostapi.Request_Hello:
+		if v := op.Hello.GetVersion(); v != hostapi.ProtocolVersion_PROTOCOL_VERSION_1 {
+			return fail(core.Errorf(core.KindUnsupported, "protocol version %d is not supported: this hsmhost (%s) speaks version %d",
+				int32(v), s.HostVersion, int32(hostapi.ProtocolVersion_PROTOCOL_VERSION_1)))
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Hello{Hello: &hostapi.HelloResponse{
+			Version: hostapi.ProtocolVersion_PROTOCOL_VERSION_1, HostVersion: s.HostVersion}}}
+
+	case *hostapi.Request_GetKey:
+		return keyResp(svc.GetKey(ctx, op.GetKey.GetReference()))
+
+	case *hostapi.Request_Sign:
+		m := op.Sign
+		sig, tm, err := svc.Sign(ctx, m.GetReference(), m.GetVersion(), m.GetDigest(), SignatureSchemeFromProto(m.GetScheme()))
+		timing.BackendNs, timing.PluginNs = tm.Backend, tm.Plugin
+		if err != nil {
+			return fail(err)
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Sign{Sign: &hostapi.SignResponse{Signature: sig}}}
+
+	case *hostapi.Request_Decrypt:
+		m := op.Decrypt
+		start := time.Now()
+		pt, err := svc.Decrypt(ctx, m.GetReference(), m.GetVersion(), m.GetCiphertext(), EncryptionSchemeFromProto(m.GetScheme()))
+		timing.BackendNs = uint64(time.Since(start))
+		if err != nil {
+			return fail(err)
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Decrypt{Decrypt: &hostapi.DecryptResponse{Plaintext: pt}}}
+
+	case *hostapi.Request_Random:
+		data, err := svc.Random(ctx, op.Random.GetReference(), int(op.Random.GetLength()))
+		if err != nil {
+			return fail(err)
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Random{Random: &hostapi.RandomResponse{Data: data}}}
+
+	case *hostapi.Request_CreateKey:
+		m := op.CreateKey
+		spec := core.KeySpec{Type: KeyTypeFromProto(m.GetKeyType()), Bits: int(m.GetBits()), Curve: core.Curve(m.GetCurve())}
+		usages, err := parseUsages(m.GetReference(), m.GetOps())
+		if err != nil {
+			return fail(err)
+		}
+		spec.Usages = usages
+		return keyResp(svc.CreateKey(ctx, m.GetReference(), spec))
+
+	case *hostapi.Request_ImportKey:
+		m := op.ImportKey
+		usages, err := parseUsages(m.GetReference(), m.GetOps())
+		if err != nil {
+			return fail(err)
+		}
+		return keyResp(svc.ImportKey(ctx, m.GetReference(), m.GetPkcs8(), usages))
+
+	case *hostapi.Request_ListKeys:
+		keys, err := svc.ListKeys(ctx, op.ListKeys.GetPrefix())
+		if err != nil {
+			return fail(err)
+		}
+		list := &hostapi.KeyList{}
+		for _, k := range keys {
+			list.Keys = append(list.Keys, KeyInfoToProto(k.Reference, k.Backend, k.KeyInfo))
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_KeyList{KeyList: list}}
+
+	case *hostapi.Request_DeleteKey:
+		n, err := svc.DeleteKey(ctx, op.DeleteKey.GetReference())
+		if err != nil {
+			return fail(err)
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Deleted{Deleted: &hostapi.DeleteKeyResponse{Versions: int32(n)}}}
+	}
+	return fail(core.Errorf(core.KindUnsupported, "request %d has no operation this hsmhost knows", id))
+}
+
+func parseUsages(ref string, ops []string) ([]core.KeyUsage, error) {
+	var out []core.KeyUsage
+	for _, o := range ops {
+		u, err := core.ParseKeyUsage(o)
+		if err != nil {
+			return nil, core.Errorf(core.KindInvalidInput, "%s: %s", ref, err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+func opName(req *hostapi.Request) string {
+	switch req.Op.(type) {
+	case *hostapi.Request_Hello:
+		return "hello"
+	case *hostapi.Request_GetKey:
+		return "get_key"
+	case *hostapi.Request_Sign:
+		return "sign"
+	case *hostapi.Request_Decrypt:
+		return "decrypt"
+	case *hostapi.Request_Random:
+		return "random"
+	case *hostapi.Request_CreateKey:
+		return "create_key"
+	case *hostapi.Request_ImportKey:
+		return "import_key"
+	case *hostapi.Request_ListKeys:
+		return "list_keys"
+	case *hostapi.Request_DeleteKey:
+		return "delete_key"
+	}
+	return "unknown"
+}

@@ -1,0 +1,786 @@
+// Package simulator is a software HSM: an hsmbridge backend that keeps keys
+// in files, for development, tests and demonstrations without hardware.
+//
+// It models Azure Managed HSM where that matters to callers: keys are named
+// by (namespace, name); creating a key that exists adds a version; versions
+// are 32 lowercase hex characters; an empty version means the latest; every
+// key carries its allowed operations (Key Vault key_ops) and the backend
+// itself refuses an operation the key does not allow.
+//
+// Layout on disk, under the state directory:
+//
+//	<state>/simulator/keys/<namespace>/<name>/<version>.json
+//
+// Names are escaped into single path elements (see escapeName). Each file
+// holds one version: metadata, the public key (SPKI) and the private key
+// (PKCS#8), mode 0600 in 0700 directories, written by temp file and rename
+// so a reader never sees half a key. The private key is the simulator's
+// secret: no method returns it, and errors never quote it.
+//
+// Signing is the hot path. Parsed keys are cached in memory, so a signature
+// costs a map lookup, one stat of the key's directory (to notice versions
+// added or keys deleted by another process, e.g. a CLI sharing the state
+// directory) and the signature itself. Within one process all access goes
+// through one RWMutex; between processes nothing is coordinated beyond
+// atomic file replacement.
+package simulator
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/ports"
+)
+
+// Name and Version are what the simulator declares in its description.
+const (
+	Name    = "simulator"
+	Version = "0.1.0"
+)
+
+// SettingStateDir is the Configure setting that overrides the state directory.
+const SettingStateDir = "state_dir"
+
+// maxRandom bounds one Random call.
+const maxRandom = 64 << 10
+
+// racyWindow: a directory whose mtime is this close to the moment we read it
+// may have changed again within the same timestamp tick, so it is read again
+// on next use (the "racy git" problem).
+const racyWindow = 100 * time.Millisecond
+
+// Backend is the simulator. It is safe for concurrent use.
+type Backend struct {
+	mu       sync.RWMutex
+	stateDir string
+	opened   bool
+	keys     map[keyName]*keyEntry
+}
+
+type keyName struct{ ns, name string }
+
+// keyEntry caches one key's versions as last read from its directory.
+type keyEntry struct {
+	dirMtime time.Time
+	loadedAt time.Time
+	stale    bool // changed by us since loaded; read again on next unpinned use
+	versions map[string]*keyVersion
+	latest   *keyVersion
+}
+
+// keyVersion is immutable once made, except for the lazily parsed key.
+type keyVersion struct {
+	info  core.KeyInfo
+	seq   uint64
+	pkcs8 []byte
+
+	once    sync.Once
+	priv    crypto.Signer // *rsa.PrivateKey or *ecdsa.PrivateKey
+	privErr error
+}
+
+var (
+	_ ports.KeyLookup    = (*Backend)(nil)
+	_ ports.KeyLister    = (*Backend)(nil)
+	_ ports.KeyGenerator = (*Backend)(nil)
+	_ ports.KeyImporter  = (*Backend)(nil)
+	_ ports.KeyDeleter   = (*Backend)(nil)
+	_ ports.Signer       = (*Backend)(nil)
+	_ ports.Decrypter    = (*Backend)(nil)
+	_ ports.RandomSource = (*Backend)(nil)
+	_ ports.Configurer   = (*Backend)(nil)
+	_ ports.SchemeLister = (*Backend)(nil)
+)
+
+// DefaultStateDir is hsmbridge's state directory: $HSMBRIDGE_STATE_DIR if
+// set; else /var/lib/hsmbridge for root; else $XDG_STATE_HOME/hsmbridge (if
+// absolute, as the XDG spec requires) or ~/.local/state/hsmbridge; and, with
+// no home directory at all, /tmp/hsmbridge-<uid>/state.
+func DefaultStateDir() string {
+	if d := os.Getenv("HSMBRIDGE_STATE_DIR"); d != "" {
+		return d
+	}
+	if os.Getuid() == 0 {
+		return "/var/lib/hsmbridge"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "hsmbridge")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".local", "state", "hsmbridge")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("hsmbridge-%d", os.Getuid()), "state")
+}
+
+// New returns a simulator keeping its keys under stateDir (DefaultStateDir
+// when empty). Nothing is created on disk until a key is written or
+// Configure is called.
+func New(stateDir string) (*Backend, error) {
+	b := &Backend{keys: map[keyName]*keyEntry{}}
+	if err := b.setStateDir(stateDir); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// NewDefault is New(DefaultStateDir()) for a plugin's main: the host may
+// still move the store with the state_dir setting. The directory is made
+// absolute when possible and kept as given otherwise, so it cannot fail.
+func NewDefault() *Backend {
+	b := &Backend{keys: map[keyName]*keyEntry{}}
+	if b.setStateDir("") != nil {
+		b.stateDir = DefaultStateDir()
+	}
+	return b
+}
+
+func (b *Backend) setStateDir(dir string) error {
+	if dir == "" {
+		dir = DefaultStateDir()
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return core.Errorf(core.KindInvalidInput, "simulator: state directory %q: %w", dir, err)
+	}
+	b.stateDir = abs
+	b.opened = false
+	clear(b.keys)
+	return nil
+}
+
+// StateDir is the directory the simulator keeps its keys under.
+func (b *Backend) StateDir() string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.stateDir
+}
+
+// Describe is the simulator's backend description.
+func (b *Backend) Describe() core.BackendDescription { return ports.Describe(Name, Version, b) }
+
+// Configure accepts one setting, state_dir, and creates the store there.
+// Unknown settings are refused so that a misspelt one does not go unnoticed.
+func (b *Backend) Configure(ctx context.Context, settings map[string]string) error {
+	var unknown []string
+	for k := range settings {
+		if k != SettingStateDir {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return core.Errorf(core.KindInvalidInput, "simulator: unknown setting(s) %s (known: %s)", strings.Join(unknown, ", "), SettingStateDir)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if dir, ok := settings[SettingStateDir]; ok {
+		if dir == "" {
+			return core.Errorf(core.KindInvalidInput, "simulator: setting %s is empty", SettingStateDir)
+		}
+		if err := b.setStateDir(dir); err != nil {
+			return err
+		}
+	}
+	return b.open()
+}
+
+// SignatureSchemes: everything core can express, since Go's crypto does it all
+// (PSS with a salt of 0 or a different MGF1 digest excepted, refused at Sign).
+func (b *Backend) SignatureSchemes() []string { return core.AllSignatureSchemeNames() }
+
+// EncryptionSchemes: RSA PKCS#1 v1.5 and OAEP with every digest.
+func (b *Backend) EncryptionSchemes() []string {
+	names := []string{core.EncryptionScheme{Padding: core.EncryptionPKCS1v15}.Name()}
+	for _, h := range []core.Hash{core.SHA1, core.SHA224, core.SHA256, core.SHA384, core.SHA512} {
+		names = append(names, core.EncryptionScheme{Padding: core.EncryptionOAEP, OAEPHash: h}.Name())
+	}
+	return names
+}
+
+func notFound(id core.KeyID) error {
+	key := id.Namespace + "/" + id.Name
+	if id.Version != "" {
+		return core.Errorf(core.KindNotFound, "key %q version %s not found", key, id.Version)
+	}
+	return core.Errorf(core.KindNotFound, "key %q not found", key)
+}
+
+// resolve finds a key version, from the cache when it is still current.
+func (b *Backend) resolve(id core.KeyID) (*keyVersion, error) {
+	if err := checkName("namespace", id.Namespace); err != nil {
+		return nil, err
+	}
+	if err := checkName("key name", id.Name); err != nil {
+		return nil, err
+	}
+	k := keyName{id.Namespace, id.Name}
+	if id.Version != "" {
+		if !versionPattern.MatchString(id.Version) {
+			return nil, notFound(id)
+		}
+		// Versions never change once written, so a cached one is current.
+		b.mu.RLock()
+		var v *keyVersion
+		if e := b.keys[k]; e != nil {
+			v = e.versions[id.Version]
+		}
+		b.mu.RUnlock()
+		if v != nil {
+			return v, nil
+		}
+		e, err := b.reload(k)
+		if err != nil {
+			return nil, err
+		}
+		if e == nil || e.versions[id.Version] == nil {
+			return nil, notFound(id)
+		}
+		return e.versions[id.Version], nil
+	}
+
+	b.mu.RLock()
+	dir := b.keyDir(k.ns, k.name)
+	b.mu.RUnlock()
+	fi, err := os.Stat(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			b.mu.Lock()
+			delete(b.keys, k)
+			b.mu.Unlock()
+			return nil, notFound(id)
+		}
+		return nil, core.Errorf(core.KindUnavailable, "simulator: key %q: %w", k.ns+"/"+k.name, err)
+	}
+	b.mu.RLock()
+	e := b.keys[k]
+	fresh := e != nil && !e.stale && e.dirMtime.Equal(fi.ModTime()) && e.loadedAt.Sub(e.dirMtime) > racyWindow
+	b.mu.RUnlock()
+	if !fresh {
+		if e, err = b.reload(k); err != nil {
+			return nil, err
+		}
+	}
+	if e == nil || e.latest == nil {
+		return nil, notFound(id)
+	}
+	return e.latest, nil
+}
+
+// reload reads a key's directory into the cache, keeping versions already
+// parsed. It returns nil when the key does not exist.
+func (b *Backend) reload(k keyName) (*keyEntry, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	dir := b.keyDir(k.ns, k.name)
+	fi, statErr := os.Stat(dir) // before reading: a later change shows as a newer mtime
+	recs, err := readKeyDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if statErr != nil || len(recs) == 0 {
+		delete(b.keys, k)
+		return nil, nil
+	}
+	old := b.keys[k]
+	e := &keyEntry{dirMtime: fi.ModTime(), loadedAt: time.Now(), versions: make(map[string]*keyVersion, len(recs))}
+	for _, rec := range recs {
+		if rec.Namespace != k.ns || rec.Name != k.name || rec.Version == "" {
+			continue // a file copied from elsewhere
+		}
+		v := (*keyVersion)(nil)
+		if old != nil {
+			v = old.versions[rec.Version]
+		}
+		if v == nil {
+			v = versionFromRecord(rec, nil)
+		}
+		e.add(v)
+	}
+	if e.latest == nil {
+		delete(b.keys, k)
+		return nil, nil
+	}
+	b.keys[k] = e
+	return e, nil
+}
+
+func (e *keyEntry) add(v *keyVersion) {
+	e.versions[v.info.ID.Version] = v
+	if l := e.latest; l == nil || later(v, l) {
+		e.latest = v
+	}
+}
+
+// later orders versions by creation: sequence number first (two versions
+// can share a timestamp), then time, then version string for determinism.
+func later(a, b *keyVersion) bool {
+	if a.seq != b.seq {
+		return a.seq > b.seq
+	}
+	if !a.info.Created.Equal(b.info.Created) {
+		return a.info.Created.After(b.info.Created)
+	}
+	return a.info.ID.Version > b.info.ID.Version
+}
+
+func versionFromRecord(rec *record, priv crypto.Signer) *keyVersion {
+	v := &keyVersion{
+		info: core.KeyInfo{
+			ID:   core.KeyID{Namespace: rec.Namespace, Name: rec.Name, Version: rec.Version},
+			Type: rec.Type, Bits: rec.Bits, Curve: rec.Curve, Usages: slices.Clone(rec.Usages),
+			PublicKeyDER: rec.PublicDER, Enabled: rec.Enabled, Created: rec.Created,
+		},
+		seq:   rec.Seq,
+		pkcs8: rec.PKCS8,
+	}
+	if priv != nil {
+		v.once.Do(func() { v.priv = priv })
+	}
+	return v
+}
+
+// private parses the version's private key once.
+func (v *keyVersion) private() (crypto.Signer, error) {
+	v.once.Do(func() {
+		k, err := x509.ParsePKCS8PrivateKey(v.pkcs8)
+		if err != nil {
+			v.privErr = core.Errorf(core.KindInternal, "simulator: key %s: stored private key does not parse", v.info.ID)
+			return
+		}
+		s, ok := k.(crypto.Signer)
+		if !ok {
+			v.privErr = core.Errorf(core.KindInternal, "simulator: key %s: stored private key is %T", v.info.ID, k)
+			return
+		}
+		v.priv = s
+	})
+	return v.priv, v.privErr
+}
+
+// infoCopy returns the version's metadata; callers may not alter the cache.
+func (v *keyVersion) infoCopy() core.KeyInfo {
+	i := v.info
+	i.Usages = slices.Clone(i.Usages)
+	i.PublicKeyDER = slices.Clone(i.PublicKeyDER)
+	return i
+}
+
+// GetKey returns a key version's metadata and public key.
+func (b *Backend) GetKey(ctx context.Context, id core.KeyID) (core.KeyInfo, error) {
+	v, err := b.resolve(id)
+	if err != nil {
+		return core.KeyInfo{}, err
+	}
+	return v.infoCopy(), nil
+}
+
+// ListKeys lists the latest version of every key in namespace (every
+// namespace when empty), sorted by namespace and name.
+func (b *Backend) ListKeys(ctx context.Context, namespace string) ([]core.KeyInfo, error) {
+	b.mu.RLock()
+	root := b.keysDir()
+	b.mu.RUnlock()
+	var nsDirs []string
+	if namespace != "" {
+		if err := checkName("namespace", namespace); err != nil {
+			return nil, err
+		}
+		nsDirs = []string{escapeName(namespace)}
+	} else {
+		entries, err := os.ReadDir(root)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, core.Errorf(core.KindUnavailable, "simulator: listing keys: %w", err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				nsDirs = append(nsDirs, e.Name())
+			}
+		}
+	}
+	var out []core.KeyInfo
+	for _, nsDir := range nsDirs {
+		ns, ok := unescapeName(nsDir)
+		if !ok {
+			continue
+		}
+		entries, err := os.ReadDir(filepath.Join(root, nsDir))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, core.Errorf(core.KindUnavailable, "simulator: listing keys: %w", err)
+		}
+		for _, e := range entries {
+			name, ok := unescapeName(e.Name())
+			if !ok || !e.IsDir() {
+				continue
+			}
+			v, err := b.resolve(core.KeyID{Namespace: ns, Name: name})
+			if errors.Is(err, core.ErrNotFound) || errors.Is(err, core.ErrInvalidInput) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v.infoCopy())
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID.Namespace != out[j].ID.Namespace {
+			return out[i].ID.Namespace < out[j].ID.Namespace
+		}
+		return out[i].ID.Name < out[j].ID.Name
+	})
+	return out, nil
+}
+
+func checkNewID(id core.KeyID) error {
+	if err := checkName("namespace", id.Namespace); err != nil {
+		return err
+	}
+	if err := checkName("key name", id.Name); err != nil {
+		return err
+	}
+	if id.Version != "" {
+		return core.Errorf(core.KindInvalidInput, "key %q: the backend chooses a new version's name; do not give one", id.Namespace+"/"+id.Name)
+	}
+	return nil
+}
+
+func normalizeUsages(us []core.KeyUsage) ([]core.KeyUsage, error) {
+	if len(us) == 0 {
+		return nil, core.Errorf(core.KindInvalidInput, "a key needs at least one allowed operation")
+	}
+	var out []core.KeyUsage
+	for _, u := range us {
+		p, err := core.ParseKeyUsage(string(u))
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// CreateKey generates a key; an existing name gets a new version.
+func (b *Backend) CreateKey(ctx context.Context, id core.KeyID, spec core.KeySpec) (core.KeyInfo, error) {
+	if err := checkNewID(id); err != nil {
+		return core.KeyInfo{}, err
+	}
+	if err := spec.Validate(); err != nil {
+		return core.KeyInfo{}, err
+	}
+	usages, err := normalizeUsages(spec.Usages)
+	if err != nil {
+		return core.KeyInfo{}, err
+	}
+	var priv crypto.Signer
+	switch spec.Type {
+	case core.KeyTypeRSA:
+		priv, err = rsa.GenerateKey(rand.Reader, spec.Bits)
+	case core.KeyTypeEC:
+		priv, err = ecdsa.GenerateKey(curveOf(spec.Curve), rand.Reader)
+	default:
+		return core.KeyInfo{}, core.Errorf(core.KindUnsupported, "simulator: key type %s is not supported yet (RSA or EC)", spec.Type)
+	}
+	if err != nil {
+		return core.KeyInfo{}, core.Errorf(core.KindInternal, "simulator: generating key: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return core.KeyInfo{}, core.Errorf(core.KindUnavailable, "simulator: creating key %q: %w", id.Namespace+"/"+id.Name, err)
+	}
+	return b.store(id, priv, usages)
+}
+
+// ImportKey stores a PKCS#8 private key (RSA 2048/3072/4096 or EC
+// P-256/P-384/P-521) as a new version.
+func (b *Backend) ImportKey(ctx context.Context, id core.KeyID, pkcs8 []byte, usages []core.KeyUsage) (core.KeyInfo, error) {
+	if err := checkNewID(id); err != nil {
+		return core.KeyInfo{}, err
+	}
+	usages, err := normalizeUsages(usages)
+	if err != nil {
+		return core.KeyInfo{}, err
+	}
+	k, err := x509.ParsePKCS8PrivateKey(pkcs8)
+	if err != nil {
+		return core.KeyInfo{}, core.Errorf(core.KindInvalidInput, "simulator: the key to import is not a valid PKCS#8 private key")
+	}
+	switch k := k.(type) {
+	case *rsa.PrivateKey:
+		if err := (core.KeySpec{Type: core.KeyTypeRSA, Bits: k.N.BitLen(), Usages: usages}).Validate(); err != nil {
+			return core.KeyInfo{}, err
+		}
+		return b.store(id, k, usages)
+	case *ecdsa.PrivateKey:
+		if _, err := curveName(k.Curve); err != nil {
+			return core.KeyInfo{}, err
+		}
+		return b.store(id, k, usages)
+	}
+	return core.KeyInfo{}, core.Errorf(core.KindUnsupported, "simulator: cannot import a %T key (RSA or EC only)", k)
+}
+
+func curveOf(c core.Curve) elliptic.Curve {
+	switch c {
+	case core.CurveP256:
+		return elliptic.P256()
+	case core.CurveP384:
+		return elliptic.P384()
+	case core.CurveP521:
+		return elliptic.P521()
+	}
+	return nil
+}
+
+func curveName(c elliptic.Curve) (core.Curve, error) {
+	switch c {
+	case elliptic.P256():
+		return core.CurveP256, nil
+	case elliptic.P384():
+		return core.CurveP384, nil
+	case elliptic.P521():
+		return core.CurveP521, nil
+	}
+	return "", core.Errorf(core.KindUnsupported, "simulator: curve %s is not supported (P-256, P-384 or P-521)", c.Params().Name)
+}
+
+func newVersionName() (string, error) {
+	var r [16]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", core.Errorf(core.KindInternal, "simulator: %w", err)
+	}
+	return hex.EncodeToString(r[:]), nil
+}
+
+// store writes priv as a new version of id and caches it.
+func (b *Backend) store(id core.KeyID, priv crypto.Signer, usages []core.KeyUsage) (core.KeyInfo, error) {
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return core.KeyInfo{}, core.Errorf(core.KindInternal, "simulator: encoding private key: %w", err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(priv.Public())
+	if err != nil {
+		return core.KeyInfo{}, core.Errorf(core.KindInternal, "simulator: encoding public key: %w", err)
+	}
+	rec := &record{
+		Format: recordFormat, Namespace: id.Namespace, Name: id.Name,
+		Usages: usages, Enabled: true, Created: time.Now().UTC(), PublicDER: spki, PKCS8: pkcs8,
+	}
+	switch k := priv.(type) {
+	case *rsa.PrivateKey:
+		rec.Type, rec.Bits = core.KeyTypeRSA, k.N.BitLen()
+	case *ecdsa.PrivateKey:
+		rec.Type, rec.Bits = core.KeyTypeEC, k.Curve.Params().BitSize
+		if rec.Curve, err = curveName(k.Curve); err != nil {
+			return core.KeyInfo{}, err
+		}
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.open(); err != nil {
+		return core.KeyInfo{}, err
+	}
+	k := keyName{id.Namespace, id.Name}
+	dir := b.keyDir(k.ns, k.name)
+	existing, err := readKeyDir(dir) // the disk, not the cache, decides order
+	if err != nil {
+		return core.KeyInfo{}, err
+	}
+	for _, r := range existing {
+		rec.Seq = max(rec.Seq, r.Seq)
+	}
+	rec.Seq++
+	for rec.Version == "" || slices.ContainsFunc(existing, func(r *record) bool { return r.Version == rec.Version }) {
+		if rec.Version, err = newVersionName(); err != nil {
+			return core.KeyInfo{}, err
+		}
+	}
+	if err := writeRecord(dir, rec); err != nil {
+		return core.KeyInfo{}, err
+	}
+	v := versionFromRecord(rec, priv)
+	e := b.keys[k]
+	if e == nil {
+		e = &keyEntry{versions: map[string]*keyVersion{}}
+		b.keys[k] = e
+	}
+	e.add(v)
+	e.stale = true // other versions on disk may be missing from the cache
+	return v.infoCopy(), nil
+}
+
+// DeleteKey deletes a key with all its versions.
+func (b *Backend) DeleteKey(ctx context.Context, id core.KeyID) (int, error) {
+	if err := checkName("namespace", id.Namespace); err != nil {
+		return 0, err
+	}
+	if err := checkName("key name", id.Name); err != nil {
+		return 0, err
+	}
+	if id.Version != "" {
+		return 0, core.Errorf(core.KindInvalidInput, "key %q: delete removes every version; do not pin one", id.Namespace+"/"+id.Name)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := keyName{id.Namespace, id.Name}
+	delete(b.keys, k)
+	dir := b.keyDir(k.ns, k.name)
+	recs, err := readKeyDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	if len(recs) == 0 {
+		return 0, notFound(id)
+	}
+	// Rename first so that no reader sees a key with some versions gone.
+	suffix, err := newVersionName()
+	if err != nil {
+		return 0, err
+	}
+	trash := filepath.Join(filepath.Dir(dir), ".deleted-"+suffix)
+	if err := os.Rename(dir, trash); err != nil {
+		return 0, core.Errorf(core.KindUnavailable, "simulator: deleting key %q: %w", id.Namespace+"/"+id.Name, err)
+	}
+	if err := os.RemoveAll(trash); err != nil {
+		return 0, core.Errorf(core.KindUnavailable, "simulator: deleting key %q: %w", id.Namespace+"/"+id.Name, err)
+	}
+	return len(recs), nil
+}
+
+// usable resolves a key version and checks that it allows usage.
+func (b *Backend) usable(id core.KeyID, usage core.KeyUsage) (*keyVersion, error) {
+	v, err := b.resolve(id)
+	if err != nil {
+		return nil, err
+	}
+	if !v.info.Enabled {
+		return nil, core.Errorf(core.KindOperationNotAllowed, "key %q is disabled", v.info.ID.String())
+	}
+	if !v.info.Allows(usage) {
+		allowed := make([]string, len(v.info.Usages))
+		for i, u := range v.info.Usages {
+			allowed[i] = string(u)
+		}
+		return nil, core.Errorf(core.KindOperationNotAllowed, "key %q does not allow %s (allowed operations: %s)",
+			v.info.ID.String(), usage, strings.Join(allowed, ", "))
+	}
+	return v, nil
+}
+
+// Sign signs a digest computed by the caller. ECDSA signatures are DER.
+func (b *Backend) Sign(ctx context.Context, id core.KeyID, digest []byte, scheme core.SignatureScheme) ([]byte, error) {
+	v, err := b.usable(id, core.UsageSign)
+	if err != nil {
+		return nil, err
+	}
+	if err := scheme.CheckFor(v.info, digest); err != nil {
+		return nil, err
+	}
+	priv, err := v.private()
+	if err != nil {
+		return nil, err
+	}
+	h := scheme.Hash.Crypto()
+	var sig []byte
+	switch k := priv.(type) {
+	case *rsa.PrivateKey:
+		switch scheme.Padding {
+		case core.PaddingPKCS1v15:
+			sig, err = rsa.SignPKCS1v15(rand.Reader, k, h, digest)
+		case core.PaddingPSS:
+			if scheme.EffectiveMGF1() != scheme.Hash {
+				return nil, core.Errorf(core.KindUnsupported, "simulator: PSS with MGF1 %s and digest %s is not supported (MGF1 must use the signature digest)", scheme.EffectiveMGF1(), scheme.Hash)
+			}
+			if scheme.SaltLength == 0 {
+				// Go reads 0 as "as long as possible"; an empty salt cannot be asked for.
+				return nil, core.Errorf(core.KindUnsupported, "simulator: PSS with an empty salt is not supported")
+			}
+			sig, err = rsa.SignPSS(rand.Reader, k, h, digest, &rsa.PSSOptions{SaltLength: scheme.SaltLength, Hash: h})
+		}
+	case *ecdsa.PrivateKey:
+		sig, err = ecdsa.SignASN1(rand.Reader, k, digest)
+	}
+	if err != nil {
+		return nil, core.Errorf(core.KindInternal, "simulator: signing with key %q: %w", v.info.ID.String(), err)
+	}
+	if sig == nil {
+		return nil, core.Errorf(core.KindInternal, "simulator: key %q cannot sign with %s", v.info.ID.String(), scheme.Name())
+	}
+	return sig, nil
+}
+
+// Decrypt decrypts an RSA ciphertext (PKCS#1 v1.5 or OAEP).
+func (b *Backend) Decrypt(ctx context.Context, id core.KeyID, ciphertext []byte, scheme core.EncryptionScheme) ([]byte, error) {
+	v, err := b.usable(id, core.UsageDecrypt)
+	if err != nil {
+		return nil, err
+	}
+	if v.info.Type != core.KeyTypeRSA {
+		return nil, core.Errorf(core.KindInvalidInput, "%s needs an RSA key, key %s is %s", scheme.Name(), v.info.ID, v.info.Type)
+	}
+	if size := (v.info.Bits + 7) / 8; len(ciphertext) != size {
+		return nil, core.Errorf(core.KindInvalidInput, "ciphertext is %d bytes, key %s needs %d", len(ciphertext), v.info.ID, size)
+	}
+	priv, err := v.private()
+	if err != nil {
+		return nil, err
+	}
+	k, ok := priv.(*rsa.PrivateKey)
+	if !ok {
+		return nil, core.Errorf(core.KindInternal, "simulator: key %s is not RSA", v.info.ID)
+	}
+	var pt []byte
+	switch scheme.Padding {
+	case core.EncryptionPKCS1v15:
+		pt, err = rsa.DecryptPKCS1v15(nil, k, ciphertext)
+	case core.EncryptionOAEP:
+		if scheme.OAEPHash.Size() == 0 {
+			return nil, core.Errorf(core.KindInvalidInput, "OAEP needs a digest algorithm")
+		}
+		mgf := scheme.MGF1Hash
+		if mgf == core.HashUnspecified {
+			mgf = scheme.OAEPHash
+		}
+		pt, err = k.Decrypt(nil, ciphertext, &rsa.OAEPOptions{Hash: scheme.OAEPHash.Crypto(), MGFHash: mgf.Crypto(), Label: scheme.Label})
+	default:
+		return nil, core.Errorf(core.KindInvalidInput, "encryption scheme has no padding")
+	}
+	if err != nil {
+		// Say nothing more precise: which check failed is an oracle.
+		return nil, core.Errorf(core.KindInvalidInput, "decryption with key %s failed", v.info.ID)
+	}
+	return pt, nil
+}
+
+// Random returns n random bytes (at most 64 KiB per call).
+func (b *Backend) Random(ctx context.Context, n int) ([]byte, error) {
+	if n < 0 || n > maxRandom {
+		return nil, core.Errorf(core.KindInvalidInput, "random: %d bytes asked, between 0 and %d allowed", n, maxRandom)
+	}
+	out := make([]byte, n)
+	if _, err := rand.Read(out); err != nil {
+		return nil, core.Errorf(core.KindInternal, "random: %w", err)
+	}
+	return out, nil
+}
