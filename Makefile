@@ -5,11 +5,6 @@ GO        ?= go
 CC        ?= cc
 BUILD     := build
 MODULES   := $(BUILD)/ossl-modules
-PROVIDER_SRC := $(wildcard adapters/openssl/provider/*.c) adapters/openssl/gen/host.pb-c.c
-PROVIDER_HDR := $(wildcard adapters/openssl/provider/*.h) adapters/openssl/gen/host.pb-c.h
-PROVIDER_CFLAGS := -O2 -g -fPIC -Wall -Wextra -Wno-unused-parameter -pthread -fvisibility=hidden \
-	-Iadapters/openssl/gen -Iadapters/openssl/provider $(shell pkg-config --cflags libcrypto libprotobuf-c 2>/dev/null)
-PROVIDER_LDLIBS := $(shell pkg-config --libs libcrypto libprotobuf-c 2>/dev/null || echo -lcrypto -lprotobuf-c)
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
@@ -27,17 +22,10 @@ go-binaries:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/bin/hsmhost ./cmd/hsmhost
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-simulator ./plugins/simulator/cmd/hsmbridge-simulator
 
-# One shared object, installed under the three names applications load:
-# the provider reads the name it was loaded under and sets its properties.
-provider: $(MODULES)/hsmbridge.so $(MODULES)/akv_provider.so $(MODULES)/azihsm_provider.so
-
-$(MODULES)/hsmbridge.so: $(PROVIDER_SRC) $(PROVIDER_HDR) adapters/openssl/provider/provider.map
-	@mkdir -p $(MODULES)
-	$(CC) $(PROVIDER_CFLAGS) -shared -o $@ $(PROVIDER_SRC) \
-		-Wl,--version-script=adapters/openssl/provider/provider.map -Wl,-z,defs $(PROVIDER_LDLIBS)
-
-$(MODULES)/akv_provider.so $(MODULES)/azihsm_provider.so: $(MODULES)/hsmbridge.so
-	cp -f $< $@
+# The provider module (C): one object installed as hsmbridge.so,
+# akv_provider.so and azihsm_provider.so.
+include adapters/openssl/Makefile.inc
+provider: ossl-modules
 
 # Regenerates the protocol code from the schemas (the output is checked in).
 proto:

@@ -75,8 +75,13 @@ type host struct {
 func startHost(t *testing.T, config string) *host {
 	t.Helper()
 	requireBuild(t)
-	dir := t.TempDir()
-	// Other users (nginx workers) must be able to reach the socket's folder.
+	// Not t.TempDir(): its parent is private, and other users (nginx
+	// workers) must be able to reach the socket's folder.
+	dir, err := os.MkdirTemp("", "hsmbridge-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

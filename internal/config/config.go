@@ -244,8 +244,14 @@ func Parse(src []byte, filename string) (*Config, error) {
 		}
 		prefixAt[r.Prefix] = r.Where
 	}
+	if len(cfg.Backends) == 0 && len(cfg.Routes) == 0 && len(errs) == 0 {
+		// A file that only sets socket or logging options keeps the
+		// embedded default: the simulator serving every reference.
+		def := Default()
+		cfg.Backends, cfg.Routes = def.Backends, def.Routes
+	}
 	if len(cfg.Backends) == 0 && len(errs) == 0 {
-		errs = append(errs, fmt.Sprintf("%s: no backend block; at least one backend is needed", filename))
+		errs = append(errs, fmt.Sprintf("%s: routes but no backend block; at least one backend is needed", filename))
 	}
 	if len(cfg.Routes) == 0 && len(errs) == 0 {
 		errs = append(errs, fmt.Sprintf("%s: no route block; add route { prefix = \"\" backend = %q } to send every reference to it", filename, cfg.Backends[0].Name))

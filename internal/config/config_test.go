@@ -232,3 +232,19 @@ func TestSocketPathPrecedence(t *testing.T) {
 		t.Fatalf("default %q, want %q", got, want)
 	}
 }
+
+func TestFileWithOnlySocketSettingsKeepsTheEmbeddedBackend(t *testing.T) {
+	cfg, err := Parse([]byte("socket_mode = \"0660\"\nsocket_group = \"nogroup\"\n"), "only-socket.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SocketMode != 0o660 || cfg.SocketGroup != "nogroup" {
+		t.Fatalf("socket settings lost: %+v", cfg)
+	}
+	if len(cfg.Backends) != 1 || cfg.Backends[0].Plugin != "builtin:simulator" || len(cfg.Routes) != 1 || cfg.Routes[0].Prefix != "" {
+		t.Fatalf("expected the embedded simulator on a catch-all route, got %+v %+v", cfg.Backends, cfg.Routes)
+	}
+	if _, err := Parse([]byte("route {\n  prefix = \"\"\n  backend = \"x\"\n}\n"), "routes-only.hcl"); err == nil {
+		t.Fatal("routes without backends were accepted")
+	}
+}

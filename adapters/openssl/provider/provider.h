@@ -1,0 +1,114 @@
+/*
+ * hsmbridge OpenSSL 3 provider: shared declarations.
+ *
+ * The provider never holds private key material. A key object carries the
+ * host's canonical reference and a public-only EVP_PKEY that lives in a
+ * private library context with only OpenSSL's default provider loaded; every
+ * public-key operation (parameters, export, verification) is delegated to
+ * that EVP_PKEY, and only signing crosses the Unix socket to hsmhost.
+ */
+#ifndef HSMBRIDGE_PROVIDER_H
+#define HSMBRIDGE_PROVIDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <openssl/core.h>
+#include <openssl/core_dispatch.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#define HB_PROV_NAME "hsmbridge"
+#define HB_PROV_VERSION "0.1.0"
+#define HB_PROV_BUILDINFO "hsmbridge-openssl " HB_PROV_VERSION
+
+#define HB_REF_PEM_LABEL "HSMBRIDGE KEY REFERENCE"
+#define HB_REF_VERSION "hsmbridge-keyref-v1"
+/* Data structure name our PEM decoder hands to our DER decoders. */
+#define HB_REF_STRUCTURE "hsmbridge-keyref"
+
+struct hb_pool; /* conn.c */
+
+typedef struct hb_prov_ctx {
+    const OSSL_CORE_HANDLE *handle;
+    OSSL_LIB_CTX *libctx; /* tied to the core, for BIO_new_from_core_bio */
+
+    /* Core upcalls. */
+    OSSL_FUNC_core_get_params_fn *core_get_params;
+    OSSL_FUNC_core_new_error_fn *core_new_error;
+    OSSL_FUNC_core_set_error_debug_fn *core_set_error_debug;
+    OSSL_FUNC_core_vset_error_fn *core_vset_error;
+
+    char *name;        /* name the core loaded us under */
+    char *module_path; /* our .so, to find ../bin/hsmhost */
+    const char *propq; /* "provider=akv" etc., for every algorithm */
+
+    /* Connection settings, fixed at init. */
+    char *socket_path;
+    char *hsmhost_path;
+    int autostart;
+    int timeout_ms;
+
+    struct hb_pool *pool;
+
+    OSSL_ALGORITHM *keymgmt_algs;
+    OSSL_ALGORITHM *signature_algs;
+    OSSL_ALGORITHM *store_algs;
+    OSSL_ALGORITHM *decoder_algs;
+} HB_PROV_CTX;
+
+/* Key objects (keymgmt.c). */
+#define HB_KEY_MAGIC 0x48424b59u /* "HBKY" */
+
+typedef enum { HB_KT_NONE = 0, HB_KT_RSA = 1, HB_KT_EC = 2 } hb_key_type;
+
+/*
+ * A backend key has a reference and a public-only pkey. A key without a
+ * reference is "local": libcrypto created it through our keymgmt (import,
+ * generation), which happens when this provider is activated before the
+ * default one and an application asks for "RSA"/"EC" without properties.
+ * Local keys are kept in the private library context and behave exactly like
+ * default-provider keys (their private half, if any, is in pkey).
+ */
+typedef struct hb_key {
+    uint32_t magic;
+    int refcnt; /* atomic */
+    HB_PROV_CTX *provctx;
+    hb_key_type type;
+    char *reference; /* canonical, version-pinned; NULL for local keys */
+    char *version;
+    EVP_PKEY *pkey;  /* in the private libctx */
+    int local_private; /* local key with private material */
+} HB_KEY;
+
+HB_KEY *hb_key_new(HB_PROV_CTX *provctx, hb_key_type type);
+HB_KEY *hb_key_from_info(HB_PROV_CTX *provctx, const void *keyinfo);
+int hb_key_up_ref(HB_KEY *key);
+void hb_key_free(HB_KEY *key);
+int hb_key_can_sign(const HB_KEY *key);
+
+/* The private library context with only the default provider. */
+OSSL_LIB_CTX *hb_priv_libctx(void);
+
+/* Dispatch tables. */
+extern const OSSL_DISPATCH hb_rsa_keymgmt_functions[];
+extern const OSSL_DISPATCH hb_ec_keymgmt_functions[];
+extern const OSSL_DISPATCH hb_rsa_signature_functions[];
+extern const OSSL_DISPATCH hb_ecdsa_signature_functions[];
+extern const OSSL_DISPATCH hb_store_functions[];
+extern const OSSL_DISPATCH hb_pem_decoder_functions[];
+extern const OSSL_DISPATCH hb_der_rsa_decoder_functions[];
+extern const OSSL_DISPATCH hb_der_ec_decoder_functions[];
+
+/* store.c: load a key by reference and hand it to an object callback. */
+int hb_load_key_object(HB_PROV_CTX *provctx, const char *reference,
+                       const char *want_type, OSSL_CALLBACK *cb, void *cbarg,
+                       int *delivered);
+
+/* Small helpers (provider.c). */
+char *hb_strdup(const char *s);
+
+#endif
