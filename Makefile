@@ -8,14 +8,14 @@ MODULES   := $(BUILD)/ossl-modules
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build deps provider go-binaries test test-unit demo bench proto clean install
+.PHONY: all build deps provider go-binaries c-tools test test-unit demo bench proto clean install
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
-build: deps provider go-binaries
+build: deps provider go-binaries c-tools
 
 go-binaries:
 	@mkdir -p $(BUILD)/bin $(BUILD)/plugins
@@ -26,6 +26,14 @@ go-binaries:
 # akv_provider.so and azihsm_provider.so.
 include adapters/openssl/Makefile.inc
 provider: ossl-modules
+
+# C programs that drive libcrypto: the benchmark and the threads+fork check.
+include bench/Makefile.inc
+c-tools: signbench $(BUILD)/bin/hsmbridge-stress
+
+$(BUILD)/bin/hsmbridge-stress: adapters/openssl/tests/stress.c
+	@mkdir -p $(BUILD)/bin
+	$(CC) -O2 -g -Wall -Wextra -pthread -o $@ $< -lcrypto
 
 # Regenerates the protocol code from the schemas (the output is checked in).
 proto:

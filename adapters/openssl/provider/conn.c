@@ -521,7 +521,7 @@ static int hello(HB_PROV_CTX *provctx, int fd)
     req.id = __atomic_fetch_add(&provctx->pool->next_id, 1, __ATOMIC_RELAXED);
     rc = exchange(fd, &req, &resp, now_ms() + provctx->timeout_ms);
     if (rc != IO_OK) {
-        HB_RAISE(provctx, HB_R_PROTOCOL,
+        HB_RAISE(provctx, rc == IO_TIMEOUT ? HB_R_TIMEOUT : HB_R_PROTOCOL,
                  "hsmhost at %s did not answer the hello (%s)",
                  provctx->socket_path,
                  rc == IO_TIMEOUT ? "timed out" : "connection failed");

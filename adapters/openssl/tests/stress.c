@@ -48,6 +48,60 @@ static int sign_and_check(const char *tag, int i)
     return ok;
 }
 
+static int verify_message(const unsigned char *sig, size_t siglen, const char *msg)
+{
+    EVP_MD_CTX *vmd = EVP_MD_CTX_new();
+    int ok = EVP_DigestVerifyInit_ex(vmd, NULL, "SHA256", vctx, NULL, verify_key, NULL) == 1
+        && EVP_DigestVerify(vmd, sig, siglen, (const unsigned char *)msg, strlen(msg)) == 1;
+
+    EVP_MD_CTX_free(vmd);
+    return ok;
+}
+
+/*
+ * Fork between DigestSignUpdate and DigestSignFinal. The provider hashes
+ * locally, so a signing context holds no backend state: the child finishes
+ * its copy over a connection of its own and the parent finishes the
+ * original. Both signatures must verify over the whole message.
+ */
+static int fork_mid_stream(void)
+{
+    const char *first = "signed across a fork: ", *second = "the second half";
+    char whole[128];
+    unsigned char sig[1024];
+    size_t siglen = sizeof(sig);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok, status;
+    pid_t pid;
+
+    snprintf(whole, sizeof(whole), "%s%s", first, second);
+    if (EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, key, NULL) != 1
+        || EVP_DigestSignUpdate(md, first, strlen(first)) != 1) {
+        ERR_print_errors_fp(stderr);
+        return 0;
+    }
+    pid = fork();
+    ok = EVP_DigestSignUpdate(md, second, strlen(second)) == 1
+        && EVP_DigestSignFinal(md, sig, &siglen) == 1
+        && verify_message(sig, siglen, whole);
+    if (pid == 0) {
+        if (!ok)
+            ERR_print_errors_fp(stderr);
+        _exit(!ok);
+    }
+    EVP_MD_CTX_free(md);
+    if (!ok) {
+        fprintf(stderr, "parent: signature finished after fork failed\n");
+        ERR_print_errors_fp(stderr);
+    }
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "child: signature finished after fork failed\n");
+        ok = 0;
+    }
+    return ok;
+}
+
 static void *worker(void *arg)
 {
     long n = (long)arg, bad = 0;
@@ -110,6 +164,7 @@ int main(int argc, char **argv)
     }
 
     bad += !sign_and_check("parent-before-threads", 0);
+    bad += !fork_mid_stream();
     for (i = 0; i < threads; i++)
         pthread_create(&tid[i], NULL, worker, (void *)(long)i);
     /* Fork while the threads are signing: the child must not reuse their sockets. */
@@ -133,7 +188,7 @@ int main(int argc, char **argv)
         bad++;
     }
     bad += !sign_and_check("parent-after-fork", 0);
-    printf("%s: %d threads x %d signatures + forked child: %s\n", argv[3],
+    printf("%s: fork mid-stream, %d threads x %d signatures + forked child: %s\n", argv[3],
            threads, iterations, bad ? "FAILED" : "all verified");
     OPENSSL_free(der);
     return bad != 0;
