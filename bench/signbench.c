@@ -51,6 +51,7 @@ typedef struct {
     int hsm;
     double seconds;
     uint64_t *lat, *bridge; /* ns per op; bridge overhead per op */
+    uint64_t *seg[3];       /* front end + socket, hsmhost, plugin RPC */
     size_t n, cap, nbridge;
     int failed;
 } WORKER;
@@ -87,8 +88,8 @@ static void *run_worker(void *arg)
     WORKER *w = arg;
     EVP_PKEY_CTX *c = sign_ctx(w->key);
     unsigned char sig[1024];
-    uint64_t end, t0, t1, total, plugin;
-    OSSL_PARAM tp[3];
+    uint64_t end, t0, t1, total, host, backend, plugin;
+    OSSL_PARAM tp[5];
 
     if (c == NULL) {
         w->failed = 1;
@@ -107,13 +108,19 @@ static void *run_worker(void *arg)
         if (w->n < w->cap)
             w->lat[w->n++] = t1 - t0;
         if (w->hsm) {
-            total = plugin = 0;
+            total = host = backend = plugin = 0;
             tp[0] = OSSL_PARAM_construct_uint64("hsmbridge-last-total-ns", &total);
-            tp[1] = OSSL_PARAM_construct_uint64("hsmbridge-last-plugin-ns", &plugin);
-            tp[2] = OSSL_PARAM_construct_end();
+            tp[1] = OSSL_PARAM_construct_uint64("hsmbridge-last-host-ns", &host);
+            tp[2] = OSSL_PARAM_construct_uint64("hsmbridge-last-backend-ns", &backend);
+            tp[3] = OSSL_PARAM_construct_uint64("hsmbridge-last-plugin-ns", &plugin);
+            tp[4] = OSSL_PARAM_construct_end();
             if (EVP_PKEY_CTX_get_params(c, tp) > 0 && total > 0
-                && w->nbridge < w->cap)
+                && w->nbridge < w->cap) {
+                w->seg[0][w->nbridge] = total > host ? total - host : 0;
+                w->seg[1][w->nbridge] = host > backend ? host - backend : 0;
+                w->seg[2][w->nbridge] = backend > plugin ? backend - plugin : 0;
                 w->bridge[w->nbridge++] = total > plugin ? total - plugin : 0;
+            }
         }
     } while (t1 < end);
     EVP_PKEY_CTX_free(c);
@@ -170,7 +177,7 @@ done:
 }
 
 typedef struct {
-    double ops, p50, p99, bridge50;
+    double ops, p50, p99, bridge50, seg50[3];
     int ok;
 } RESULT;
 
@@ -178,10 +185,12 @@ static RESULT bench(const TARGET *t, int threads, double seconds)
 {
     WORKER w[MAX_THREADS];
     pthread_t tid[MAX_THREADS];
-    RESULT r = { 0, 0, 0, 0, 0 };
-    uint64_t *all, *br, start, wall;
-    size_t n = 0, nb = 0, cap = 4000000 / (size_t)threads;
-    int i;
+    RESULT r;
+    uint64_t *all, *br, *seg[3], start, wall;
+    size_t n = 0, nb = 0, cap = 1000000 / (size_t)threads;
+    int i, k;
+
+    memset(&r, 0, sizeof(r));
 
     r.ok = check_signature(t->key);
     if (!r.ok)
@@ -195,6 +204,8 @@ static RESULT bench(const TARGET *t, int threads, double seconds)
         w[i].cap = cap;
         w[i].lat = malloc(cap * sizeof(uint64_t));
         w[i].bridge = malloc(cap * sizeof(uint64_t));
+        for (k = 0; k < 3; k++)
+            w[i].seg[k] = malloc(cap * sizeof(uint64_t));
         pthread_create(&tid[i], NULL, run_worker, &w[i]);
     }
     for (i = 0; i < threads; i++)
@@ -202,12 +213,18 @@ static RESULT bench(const TARGET *t, int threads, double seconds)
     wall = now_ns() - start;
     all = malloc(cap * (size_t)threads * sizeof(uint64_t));
     br = malloc(cap * (size_t)threads * sizeof(uint64_t));
+    for (k = 0; k < 3; k++)
+        seg[k] = malloc(cap * (size_t)threads * sizeof(uint64_t));
     for (i = 0; i < threads; i++) {
         if (w[i].failed)
             r.ok = 0;
         memcpy(all + n, w[i].lat, w[i].n * sizeof(uint64_t));
         n += w[i].n;
         memcpy(br + nb, w[i].bridge, w[i].nbridge * sizeof(uint64_t));
+        for (k = 0; k < 3; k++) {
+            memcpy(seg[k] + nb, w[i].seg[k], w[i].nbridge * sizeof(uint64_t));
+            free(w[i].seg[k]);
+        }
         nb += w[i].nbridge;
         free(w[i].lat);
         free(w[i].bridge);
@@ -218,6 +235,11 @@ static RESULT bench(const TARGET *t, int threads, double seconds)
     r.p50 = pct(all, n, 0.50);
     r.p99 = pct(all, n, 0.99);
     r.bridge50 = nb ? pct(br, nb, 0.50) : -1;
+    for (k = 0; k < 3; k++) {
+        qsort(seg[k], nb, sizeof(uint64_t), cmp_u64);
+        r.seg50[k] = nb ? pct(seg[k], nb, 0.50) : -1;
+        free(seg[k]);
+    }
     free(all);
     free(br);
     return r;
@@ -341,6 +363,9 @@ int main(int argc, char **argv)
            seconds);
     printf("%-13s %-9s %7s %10s %10s %10s %11s %11s\n", "backend", "alg",
            "threads", "ops/s", "p50 us", "p99 us", "vs default", "bridge p50");
+    RESULT split[4][8];
+    int nsplit = 0;
+
     for (i = 0; i < 4; i++) {
         int alg = i / 2;
 
@@ -364,6 +389,9 @@ int main(int argc, char **argv)
                              r.ops / base[j][alg].ops);
                 if (r.bridge50 >= 0)
                     snprintf(bridge, sizeof(bridge), "%.1f", r.bridge50);
+                if (j < 8)
+                    split[i][j] = r;
+                nsplit = 1;
             }
             printf("%-13s %-9s %7d %10.0f %10.1f %10.1f %11s %11s\n",
                    targets[i].backend, targets[i].alg, threads[j], r.ops,
@@ -374,6 +402,16 @@ int main(int argc, char **argv)
     printf("\nvs default: ops/s relative to the default-file row with the same "
            "alg and threads.\nbridge p50: median of (round trip - "
            "Response.timing.plugin_ns), in us: the bridge's added latency.\n");
+    if (nsplit) {
+        printf("\nwhere the bridge's time goes (p50 us per request):\n");
+        printf("%-9s %7s %16s %10s %14s\n", "alg", "threads",
+               "provider+socket", "hsmhost", "plugin RPC");
+        for (i = 1; i < 4; i += 2)
+            for (j = 0; j < nthreads && j < 8; j++)
+                printf("%-9s %7d %16.1f %10.1f %14.1f\n", targets[i].alg,
+                       threads[j], split[i][j].seg50[0], split[i][j].seg50[1],
+                       split[i][j].seg50[2]);
+    }
     for (i = 0; i < 4; i++)
         EVP_PKEY_free(targets[i].key);
     return failed;

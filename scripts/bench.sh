@@ -10,7 +10,7 @@ export HSMBRIDGE_SOCKET=$work/hsmhost.sock
 export HSMBRIDGE_STATE_DIR=$work/state
 trap 'kill $host_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# Info-level logging: the host logs nothing per request then.
+# Warn-level logging: the host writes nothing per request.
 "$root/build/bin/hsmhost" serve --log-level warn >"$work/hsmhost.log" 2>&1 &
 host_pid=$!
 for _ in $(seq 100); do [ -S "$HSMBRIDGE_SOCKET" ] && break; sleep 0.1; done

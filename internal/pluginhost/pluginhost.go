@@ -52,8 +52,9 @@ const (
 )
 
 // passedThrough are the only variables of hsmhost's environment a plugin
-// sees unless the config names more.
-var passedThrough = []string{"PATH", "HOME", "TMPDIR", "HSMBRIDGE_LOG_LEVEL", "HSMBRIDGE_STATE_DIR"}
+// sees unless the config names more. GOMAXPROCS passes so that an operator
+// can trade a plugin's parallelism for fewer cross-thread wake-ups.
+var passedThrough = []string{"PATH", "HOME", "TMPDIR", "HSMBRIDGE_LOG_LEVEL", "HSMBRIDGE_STATE_DIR", "GOMAXPROCS"}
 
 // Backend is one running plugin. It implements every ports interface; the
 // operations the plugin did not declare are refused by the SDK client.
@@ -97,6 +98,7 @@ func (b *Backend) launch(ctx context.Context) error {
 		SkipHostEnv:      true,
 		StartTimeout:     startTimeout,
 		Logger:           b.log,
+		GRPCDialOptions:  sdk.DialOptions(),
 	}
 	if b.spec.SHA256 != "" {
 		sum, err := hex.DecodeString(b.spec.SHA256)

@@ -52,10 +52,26 @@ func Serve(impl ports.KeyLookup, opts ...Option) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: p},
-		GRPCServer:      plugin.DefaultGRPCServer,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, serverOptions()...)...)
+		},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: p.Name, Level: hclog.LevelFromString(os.Getenv("HSMBRIDGE_LOG_LEVEL")),
 			Output: os.Stderr, JSONFormat: true,
 		}),
 	})
+}
+
+// Every request is small (a digest and a signature), and a fixed window
+// turns off gRPC's bandwidth-delay probing, which otherwise sends a PING
+// with many requests and costs a round of wake-ups on each side.
+const window = 1 << 20
+
+func serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InitialWindowSize(window), grpc.InitialConnWindowSize(window)}
+}
+
+// DialOptions are the host side's counterpart of serverOptions.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window)}
 }
