@@ -117,3 +117,22 @@ func stopHostsServing(socket string) {
 	}
 	time.Sleep(200 * time.Millisecond)
 }
+
+// The module sets provider=<name> in its algorithms' properties from the
+// name it was loaded under; a property query for another name finds nothing.
+func TestProviderPropertyFollowsLoadName(t *testing.T) {
+	requireTool(t, "openssl")
+	h := startHost(t, "")
+	h.hsmhost("key", "create", "managedhsm:MyHSM:k", "--kty", "EC", "--curve", "P-256", "--ops", "sign")
+	property := map[string]string{"hsmbridge": "hsmbridge", "akv_provider": "akv", "azihsm_provider": "azihsm"}
+	for module, own := range property {
+		for _, asked := range property {
+			out, err := h.try("", "openssl", "storeutl", "-noout", "-provider", module, "-provider", "default",
+				"-propquery", "provider="+asked, "managedhsm:MyHSM:k")
+			found := err == nil && strings.Contains(out, "Total found: 1")
+			if found != (asked == own) {
+				t.Errorf("loaded as %s, -propquery provider=%s: found=%v\n%s", module, asked, found, out)
+			}
+		}
+	}
+}
