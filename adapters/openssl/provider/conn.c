@@ -563,6 +563,13 @@ static HB_CONN *new_conn(HB_PROV_CTX *provctx)
                      provctx->socket_path, strerror(err),
                      provctx->hsmhost_path, HB_AUTOSTART_WAIT_MS / 1000,
                      provctx->hsmhost_path);
+        else if (err == EACCES || err == EPERM)
+            HB_RAISE(provctx, HB_R_HOST_UNREACHABLE,
+                     "cannot reach hsmhost at %s: %s; this process runs as "
+                     "uid %d, which the socket or its folder does not admit "
+                     "(set socket_group and socket_mode = \"0660\" in "
+                     "hsmhost's config)",
+                     provctx->socket_path, strerror(err), (int)getuid());
         else
             HB_RAISE(provctx, HB_R_HOST_UNREACHABLE,
                      "cannot reach hsmhost at %s: %s; start it with "
