@@ -142,6 +142,11 @@ static int build_tables(HB_PROV_CTX *ctx)
         { "ECDSA", NULL, hb_ecdsa_signature_functions,
           "ECDSA signatures by a backend" },
     };
+    /* Decryption by a backend; encryption is local, with the public key. */
+    static const OSSL_ALGORITHM asym_cipher[] = {
+        { "RSA:rsaEncryption", NULL, hb_rsa_asym_cipher_functions,
+          "RSA OAEP and PKCS#1 v1.5 decryption by a backend" },
+    };
     /* azihsm:// comes later; these three name the same key spaces. */
     static const OSSL_ALGORITHM store[] = {
         { "managedhsm", NULL, hb_store_functions, "managedhsm: references" },
@@ -170,10 +175,12 @@ static int build_tables(HB_PROV_CTX *ctx)
 
     ctx->keymgmt_algs = make_algs(keymgmt, 2, ctx->propq, NULL);
     ctx->signature_algs = make_algs(signature, 2, ctx->propq, NULL);
+    ctx->asym_cipher_algs = make_algs(asym_cipher, 1, ctx->propq, NULL);
     ctx->store_algs = make_algs(store, 3, ctx->propq, NULL);
     ctx->decoder_algs = make_algs(decoder, 3, ctx->propq, decoder_extra);
     return ctx->keymgmt_algs != NULL && ctx->signature_algs != NULL
-        && ctx->store_algs != NULL && ctx->decoder_algs != NULL;
+        && ctx->asym_cipher_algs != NULL && ctx->store_algs != NULL
+        && ctx->decoder_algs != NULL;
 }
 
 static const OSSL_ALGORITHM *hb_query_operation(void *provctx, int op,
@@ -187,6 +194,8 @@ static const OSSL_ALGORITHM *hb_query_operation(void *provctx, int op,
         return ctx->keymgmt_algs;
     case OSSL_OP_SIGNATURE:
         return ctx->signature_algs;
+    case OSSL_OP_ASYM_CIPHER:
+        return ctx->asym_cipher_algs;
     case OSSL_OP_STORE:
         return ctx->store_algs;
     case OSSL_OP_DECODER:
@@ -263,6 +272,7 @@ static void hb_teardown(void *provctx)
     hb_pool_free(ctx);
     free_algs(ctx->keymgmt_algs, ctx->propq);
     free_algs(ctx->signature_algs, ctx->propq);
+    free_algs(ctx->asym_cipher_algs, ctx->propq);
     free_algs(ctx->store_algs, ctx->propq);
     free_algs(ctx->decoder_algs, ctx->propq);
     OSSL_LIB_CTX_free(ctx->libctx);

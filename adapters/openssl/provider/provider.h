@@ -56,6 +56,7 @@ typedef struct hb_prov_ctx {
 
     OSSL_ALGORITHM *keymgmt_algs;
     OSSL_ALGORITHM *signature_algs;
+    OSSL_ALGORITHM *asym_cipher_algs;
     OSSL_ALGORITHM *store_algs;
     OSSL_ALGORITHM *decoder_algs;
 } HB_PROV_CTX;
@@ -98,6 +99,7 @@ extern const OSSL_DISPATCH hb_rsa_keymgmt_functions[];
 extern const OSSL_DISPATCH hb_ec_keymgmt_functions[];
 extern const OSSL_DISPATCH hb_rsa_signature_functions[];
 extern const OSSL_DISPATCH hb_ecdsa_signature_functions[];
+extern const OSSL_DISPATCH hb_rsa_asym_cipher_functions[];
 extern const OSSL_DISPATCH hb_store_functions[];
 extern const OSSL_DISPATCH hb_pem_decoder_functions[];
 extern const OSSL_DISPATCH hb_der_rsa_decoder_functions[];
