@@ -185,8 +185,7 @@ func (s *suite) testDescription(t *testing.T) {
 	if !d.Supports(core.OpGetKey) {
 		t.Errorf("the backend does not declare %s, which every backend must implement", core.OpGetKey)
 	}
-	known := []core.Operation{core.OpGetKey, core.OpListKeys, core.OpCreateKey, core.OpImportKey, core.OpDeleteKey,
-		core.OpSign, core.OpDecrypt, core.OpAgree, core.OpDerive, core.OpMask, core.OpUnmask, core.OpRandom}
+	known := core.AllOperations()
 	for _, op := range d.Operations {
 		if !slices.Contains(known, op) {
 			t.Errorf("declared operation %q is not one hsmbridge knows", op)
@@ -740,6 +739,17 @@ func (s *suite) testOperations(t *testing.T) {
 			}
 			_, err = d.Derive(ctx, core.DeriveParams{Input: core.MaskedKey("not a masked key"), KDF: "hkdf", Hash: core.SHA256, OutputType: "aes", OutputBits: 256})
 			return true, err
+		case core.OpWrapKey, core.OpUnwrapKey:
+			w, ok := s.b.(ports.KeyWrapper)
+			if !ok {
+				return false, nil
+			}
+			if op == core.OpWrapKey {
+				_, err = w.WrapKey(ctx, missing, make([]byte, 32), core.WrapA256KW)
+			} else {
+				_, err = w.UnwrapKey(ctx, missing, make([]byte, 40), core.WrapA256KW)
+			}
+			return true, err
 		case core.OpMask:
 			m, ok := s.b.(ports.Masker)
 			if !ok {
@@ -771,9 +781,7 @@ func (s *suite) testOperations(t *testing.T) {
 		}
 		return false, nil
 	}
-	all := []core.Operation{core.OpGetKey, core.OpListKeys, core.OpCreateKey, core.OpImportKey, core.OpDeleteKey,
-		core.OpSign, core.OpDecrypt, core.OpAgree, core.OpDerive, core.OpMask, core.OpUnmask, core.OpRandom}
-	for _, op := range all {
+	for _, op := range core.AllOperations() {
 		t.Run(string(op), func(t *testing.T) {
 			ok, err := probe(t, op)
 			if s.desc.Supports(op) {
@@ -788,7 +796,7 @@ func (s *suite) testOperations(t *testing.T) {
 					if err != nil {
 						t.Errorf("%s: %v", op, err)
 					}
-				case core.OpDeleteKey, core.OpSign, core.OpDecrypt, core.OpMask:
+				case core.OpDeleteKey, core.OpSign, core.OpDecrypt, core.OpWrapKey, core.OpUnwrapKey, core.OpMask:
 					expectKind(t, string(op)+" of a key that does not exist", err, core.ErrNotFound)
 				}
 				return

@@ -205,7 +205,15 @@ const (
 	OpMask      Operation = "mask"
 	OpUnmask    Operation = "unmask"
 	OpRandom    Operation = "random"
+	OpWrapKey   Operation = "wrap_key"
+	OpUnwrapKey Operation = "unwrap_key"
 )
+
+// AllOperations lists every operation a backend can declare.
+func AllOperations() []Operation {
+	return []Operation{OpGetKey, OpListKeys, OpCreateKey, OpImportKey, OpDeleteKey, OpSign, OpDecrypt,
+		OpWrapKey, OpUnwrapKey, OpAgree, OpDerive, OpMask, OpUnmask, OpRandom}
+}
 
 // BackendDescription is what a backend declares about itself.
 type BackendDescription struct {
@@ -252,4 +260,63 @@ func (p SignaturePadding) String() string {
 		return s
 	}
 	return fmt.Sprintf("padding(%d)", int(p))
+}
+
+// WrapAlgorithm names a key-wrapping algorithm in Key Vault's words.
+type WrapAlgorithm string
+
+const (
+	WrapA128KW        WrapAlgorithm = "A128KW"
+	WrapA192KW        WrapAlgorithm = "A192KW"
+	WrapA256KW        WrapAlgorithm = "A256KW"
+	WrapAESKeyWrap    WrapAlgorithm = "CKM_AES_KEY_WRAP"     // RFC 3394, any AES key size
+	WrapAESKeyWrapPad WrapAlgorithm = "CKM_AES_KEY_WRAP_PAD" // RFC 5649
+	WrapRSAOAEP       WrapAlgorithm = "RSA-OAEP"             // SHA-1
+	WrapRSAOAEP256    WrapAlgorithm = "RSA-OAEP-256"
+	WrapRSA1_5        WrapAlgorithm = "RSA1_5"
+)
+
+var wrapAlgorithms = []WrapAlgorithm{WrapA128KW, WrapA192KW, WrapA256KW, WrapAESKeyWrap, WrapAESKeyWrapPad, WrapRSAOAEP, WrapRSAOAEP256, WrapRSA1_5}
+
+// ParseWrapAlgorithm accepts Key Vault's names, case-insensitively.
+func ParseWrapAlgorithm(s string) (WrapAlgorithm, error) {
+	for _, a := range wrapAlgorithms {
+		if equalFoldASCII(string(a), s) {
+			return a, nil
+		}
+	}
+	return "", Errorf(KindUnsupported, "unknown key-wrap algorithm %q (A128KW, A192KW, A256KW, CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_PAD, RSA-OAEP, RSA-OAEP-256, RSA1_5)", s)
+}
+
+// KeyType is the type of key the algorithm wraps with.
+func (a WrapAlgorithm) KeyType() KeyType {
+	switch a {
+	case WrapRSAOAEP, WrapRSAOAEP256, WrapRSA1_5:
+		return KeyTypeRSA
+	}
+	return KeyTypeOct
+}
+
+// AESKeyBits is the key size an AnnnKW algorithm requires, 0 for the others.
+func (a WrapAlgorithm) AESKeyBits() int {
+	switch a {
+	case WrapA128KW:
+		return 128
+	case WrapA192KW:
+		return 192
+	case WrapA256KW:
+		return 256
+	}
+	return 0
+}
+
+// CheckFor validates the algorithm against the wrapping key.
+func (a WrapAlgorithm) CheckFor(k KeyInfo) error {
+	if a.KeyType() != k.Type {
+		return Errorf(KindInvalidInput, "%s needs a %s key, key %s is %s", a, a.KeyType(), k.ID, k.Type)
+	}
+	if bits := a.AESKeyBits(); bits != 0 && bits != k.Bits {
+		return Errorf(KindInvalidInput, "%s needs a %d-bit key, key %s has %d bits", a, bits, k.ID, k.Bits)
+	}
+	return nil
 }

@@ -54,6 +54,13 @@ type Decrypter interface {
 	Decrypt(ctx context.Context, id core.KeyID, ciphertext []byte, scheme core.EncryptionScheme) ([]byte, error)
 }
 
+// KeyWrapper wraps key material with a key held in the backend (AES key
+// wrap with a symmetric key, or RSA encryption) and unwraps it again.
+type KeyWrapper interface {
+	WrapKey(ctx context.Context, id core.KeyID, key []byte, alg core.WrapAlgorithm) ([]byte, error)
+	UnwrapKey(ctx context.Context, id core.KeyID, wrapped []byte, alg core.WrapAlgorithm) ([]byte, error)
+}
+
 // Agreer performs key agreement (ECDH); the shared secret never leaves the
 // backend in clear and comes back masked.
 type Agreer interface {
@@ -110,6 +117,9 @@ func Operations(b KeyLookup) []core.Operation {
 	add(ok, core.OpSign)
 	_, ok = b.(Decrypter)
 	add(ok, core.OpDecrypt)
+	_, ok = b.(KeyWrapper)
+	add(ok, core.OpWrapKey)
+	add(ok, core.OpUnwrapKey)
 	_, ok = b.(Agreer)
 	add(ok, core.OpAgree)
 	_, ok = b.(Deriver)

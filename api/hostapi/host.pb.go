@@ -375,6 +375,8 @@ type Request struct {
 	//	*Request_Sign
 	//	*Request_Decrypt
 	//	*Request_Random
+	//	*Request_WrapKey
+	//	*Request_UnwrapKey
 	//	*Request_CreateKey
 	//	*Request_ImportKey
 	//	*Request_ListKeys
@@ -473,6 +475,24 @@ func (x *Request) GetRandom() *RandomRequest {
 	return nil
 }
 
+func (x *Request) GetWrapKey() *WrapKeyRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_WrapKey); ok {
+			return x.WrapKey
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetUnwrapKey() *WrapKeyRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_UnwrapKey); ok {
+			return x.UnwrapKey
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetCreateKey() *CreateKeyRequest {
 	if x != nil {
 		if x, ok := x.Op.(*Request_CreateKey); ok {
@@ -533,6 +553,14 @@ type Request_Random struct {
 	Random *RandomRequest `protobuf:"bytes,14,opt,name=random,proto3,oneof"`
 }
 
+type Request_WrapKey struct {
+	WrapKey *WrapKeyRequest `protobuf:"bytes,15,opt,name=wrap_key,json=wrapKey,proto3,oneof"`
+}
+
+type Request_UnwrapKey struct {
+	UnwrapKey *WrapKeyRequest `protobuf:"bytes,16,opt,name=unwrap_key,json=unwrapKey,proto3,oneof"`
+}
+
 type Request_CreateKey struct {
 	CreateKey *CreateKeyRequest `protobuf:"bytes,20,opt,name=create_key,json=createKey,proto3,oneof"`
 }
@@ -559,6 +587,10 @@ func (*Request_Decrypt) isRequest_Op() {}
 
 func (*Request_Random) isRequest_Op() {}
 
+func (*Request_WrapKey) isRequest_Op() {}
+
+func (*Request_UnwrapKey) isRequest_Op() {}
+
 func (*Request_CreateKey) isRequest_Op() {}
 
 func (*Request_ImportKey) isRequest_Op() {}
@@ -580,6 +612,7 @@ type Response struct {
 	//	*Response_Sign
 	//	*Response_Decrypt
 	//	*Response_Random
+	//	*Response_Wrapped
 	//	*Response_KeyList
 	//	*Response_Deleted
 	Result        isResponse_Result `protobuf_oneof:"result"`
@@ -690,6 +723,15 @@ func (x *Response) GetRandom() *RandomResponse {
 	return nil
 }
 
+func (x *Response) GetWrapped() *WrapKeyResponse {
+	if x != nil {
+		if x, ok := x.Result.(*Response_Wrapped); ok {
+			return x.Wrapped
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetKeyList() *KeyList {
 	if x != nil {
 		if x, ok := x.Result.(*Response_KeyList); ok {
@@ -732,6 +774,10 @@ type Response_Random struct {
 	Random *RandomResponse `protobuf:"bytes,14,opt,name=random,proto3,oneof"`
 }
 
+type Response_Wrapped struct {
+	Wrapped *WrapKeyResponse `protobuf:"bytes,15,opt,name=wrapped,proto3,oneof"`
+}
+
 type Response_KeyList struct {
 	KeyList *KeyList `protobuf:"bytes,22,opt,name=key_list,json=keyList,proto3,oneof"`
 }
@@ -749,6 +795,8 @@ func (*Response_Sign) isResponse_Result() {}
 func (*Response_Decrypt) isResponse_Result() {}
 
 func (*Response_Random) isResponse_Result() {}
+
+func (*Response_Wrapped) isResponse_Result() {}
 
 func (*Response_KeyList) isResponse_Result() {}
 
@@ -1652,6 +1700,122 @@ func (x *RandomResponse) GetData() []byte {
 	return nil
 }
 
+// Wraps (or unwraps) key material with a key held by the backend.
+type WrapKeyRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Reference string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	Version   string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Key Vault's algorithm names: A128KW, A192KW, A256KW, CKM_AES_KEY_WRAP,
+	// CKM_AES_KEY_WRAP_PAD, RSA-OAEP, RSA-OAEP-256, RSA1_5.
+	Algorithm     string `protobuf:"bytes,3,opt,name=algorithm,proto3" json:"algorithm,omitempty"`
+	Data          []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WrapKeyRequest) Reset() {
+	*x = WrapKeyRequest{}
+	mi := &file_api_hostapi_host_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WrapKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WrapKeyRequest) ProtoMessage() {}
+
+func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WrapKeyRequest.ProtoReflect.Descriptor instead.
+func (*WrapKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *WrapKeyRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *WrapKeyRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *WrapKeyRequest) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+func (x *WrapKeyRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// Answers both wrap_key and unwrap_key.
+type WrapKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WrapKeyResponse) Reset() {
+	*x = WrapKeyResponse{}
+	mi := &file_api_hostapi_host_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WrapKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WrapKeyResponse) ProtoMessage() {}
+
+func (x *WrapKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WrapKeyResponse.ProtoReflect.Descriptor instead.
+func (*WrapKeyResponse) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WrapKeyResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type CreateKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reference     string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
@@ -1665,7 +1829,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_api_hostapi_host_proto_msgTypes[17]
+	mi := &file_api_hostapi_host_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1841,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hostapi_host_proto_msgTypes[17]
+	mi := &file_api_hostapi_host_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1854,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hostapi_host_proto_rawDescGZIP(), []int{17}
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateKeyRequest) GetReference() string {
@@ -1740,7 +1904,7 @@ type ImportKeyRequest struct {
 
 func (x *ImportKeyRequest) Reset() {
 	*x = ImportKeyRequest{}
-	mi := &file_api_hostapi_host_proto_msgTypes[18]
+	mi := &file_api_hostapi_host_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1916,7 @@ func (x *ImportKeyRequest) String() string {
 func (*ImportKeyRequest) ProtoMessage() {}
 
 func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hostapi_host_proto_msgTypes[18]
+	mi := &file_api_hostapi_host_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1929,7 @@ func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportKeyRequest.ProtoReflect.Descriptor instead.
 func (*ImportKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hostapi_host_proto_rawDescGZIP(), []int{18}
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ImportKeyRequest) GetReference() string {
@@ -1799,7 +1963,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_api_hostapi_host_proto_msgTypes[19]
+	mi := &file_api_hostapi_host_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +1975,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hostapi_host_proto_msgTypes[19]
+	mi := &file_api_hostapi_host_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +1988,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_api_hostapi_host_proto_rawDescGZIP(), []int{19}
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListKeysRequest) GetPrefix() string {
@@ -1843,7 +2007,7 @@ type DeleteKeyRequest struct {
 
 func (x *DeleteKeyRequest) Reset() {
 	*x = DeleteKeyRequest{}
-	mi := &file_api_hostapi_host_proto_msgTypes[20]
+	mi := &file_api_hostapi_host_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1855,7 +2019,7 @@ func (x *DeleteKeyRequest) String() string {
 func (*DeleteKeyRequest) ProtoMessage() {}
 
 func (x *DeleteKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hostapi_host_proto_msgTypes[20]
+	mi := &file_api_hostapi_host_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1868,7 +2032,7 @@ func (x *DeleteKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hostapi_host_proto_rawDescGZIP(), []int{20}
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteKeyRequest) GetReference() string {
@@ -1888,7 +2052,7 @@ type DeleteKeyResponse struct {
 
 func (x *DeleteKeyResponse) Reset() {
 	*x = DeleteKeyResponse{}
-	mi := &file_api_hostapi_host_proto_msgTypes[21]
+	mi := &file_api_hostapi_host_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +2064,7 @@ func (x *DeleteKeyResponse) String() string {
 func (*DeleteKeyResponse) ProtoMessage() {}
 
 func (x *DeleteKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hostapi_host_proto_msgTypes[21]
+	mi := &file_api_hostapi_host_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +2077,7 @@ func (x *DeleteKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKeyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteKeyResponse) Descriptor() ([]byte, []int) {
-	return file_api_hostapi_host_proto_rawDescGZIP(), []int{21}
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteKeyResponse) GetVersions() int32 {
@@ -1927,7 +2091,7 @@ var File_api_hostapi_host_proto protoreflect.FileDescriptor
 
 const file_api_hostapi_host_proto_rawDesc = "" +
 	"\n" +
-	"\x16api/hostapi/host.proto\x12\x11hsmbridge.host.v1\"\xdb\x04\n" +
+	"\x16api/hostapi/host.proto\x12\x11hsmbridge.host.v1\"\xdf\x05\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x127\n" +
 	"\x05hello\x18\n" +
@@ -1935,7 +2099,10 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\aget_key\x18\v \x01(\v2 .hsmbridge.host.v1.GetKeyRequestH\x00R\x06getKey\x124\n" +
 	"\x04sign\x18\f \x01(\v2\x1e.hsmbridge.host.v1.SignRequestH\x00R\x04sign\x12=\n" +
 	"\adecrypt\x18\r \x01(\v2!.hsmbridge.host.v1.DecryptRequestH\x00R\adecrypt\x12:\n" +
-	"\x06random\x18\x0e \x01(\v2 .hsmbridge.host.v1.RandomRequestH\x00R\x06random\x12D\n" +
+	"\x06random\x18\x0e \x01(\v2 .hsmbridge.host.v1.RandomRequestH\x00R\x06random\x12>\n" +
+	"\bwrap_key\x18\x0f \x01(\v2!.hsmbridge.host.v1.WrapKeyRequestH\x00R\awrapKey\x12B\n" +
+	"\n" +
+	"unwrap_key\x18\x10 \x01(\v2!.hsmbridge.host.v1.WrapKeyRequestH\x00R\tunwrapKey\x12D\n" +
 	"\n" +
 	"create_key\x18\x14 \x01(\v2#.hsmbridge.host.v1.CreateKeyRequestH\x00R\tcreateKey\x12D\n" +
 	"\n" +
@@ -1943,7 +2110,7 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\tlist_keys\x18\x16 \x01(\v2\".hsmbridge.host.v1.ListKeysRequestH\x00R\blistKeys\x12D\n" +
 	"\n" +
 	"delete_key\x18\x17 \x01(\v2#.hsmbridge.host.v1.DeleteKeyRequestH\x00R\tdeleteKeyB\x04\n" +
-	"\x02op\"\xa0\x04\n" +
+	"\x02op\"\xe0\x04\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
 	"\x05error\x18\x02 \x01(\v2\x18.hsmbridge.host.v1.ErrorR\x05error\x121\n" +
@@ -1953,7 +2120,8 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\x03key\x18\v \x01(\v2\x1a.hsmbridge.host.v1.KeyInfoH\x00R\x03key\x125\n" +
 	"\x04sign\x18\f \x01(\v2\x1f.hsmbridge.host.v1.SignResponseH\x00R\x04sign\x12>\n" +
 	"\adecrypt\x18\r \x01(\v2\".hsmbridge.host.v1.DecryptResponseH\x00R\adecrypt\x12;\n" +
-	"\x06random\x18\x0e \x01(\v2!.hsmbridge.host.v1.RandomResponseH\x00R\x06random\x127\n" +
+	"\x06random\x18\x0e \x01(\v2!.hsmbridge.host.v1.RandomResponseH\x00R\x06random\x12>\n" +
+	"\awrapped\x18\x0f \x01(\v2\".hsmbridge.host.v1.WrapKeyResponseH\x00R\awrapped\x127\n" +
 	"\bkey_list\x18\x16 \x01(\v2\x1a.hsmbridge.host.v1.KeyListH\x00R\akeyList\x12@\n" +
 	"\adeleted\x18\x17 \x01(\v2$.hsmbridge.host.v1.DeleteKeyResponseH\x00R\adeletedB\b\n" +
 	"\x06result\"m\n" +
@@ -2020,6 +2188,13 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\treference\x18\x01 \x01(\tR\treference\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\rR\x06length\"$\n" +
 	"\x0eRandomResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"z\n" +
+	"\x0eWrapKeyRequest\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1c\n" +
+	"\talgorithm\x18\x03 \x01(\tR\talgorithm\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"%\n" +
+	"\x0fWrapKeyResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"\xa3\x01\n" +
 	"\x10CreateKeyRequest\x12\x1c\n" +
 	"\treference\x18\x01 \x01(\tR\treference\x125\n" +
@@ -2089,7 +2264,7 @@ func file_api_hostapi_host_proto_rawDescGZIP() []byte {
 }
 
 var file_api_hostapi_host_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_hostapi_host_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_api_hostapi_host_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_api_hostapi_host_proto_goTypes = []any{
 	(ProtocolVersion)(0),      // 0: hsmbridge.host.v1.ProtocolVersion
 	(ErrorKind)(0),            // 1: hsmbridge.host.v1.ErrorKind
@@ -2114,11 +2289,13 @@ var file_api_hostapi_host_proto_goTypes = []any{
 	(*DecryptResponse)(nil),   // 20: hsmbridge.host.v1.DecryptResponse
 	(*RandomRequest)(nil),     // 21: hsmbridge.host.v1.RandomRequest
 	(*RandomResponse)(nil),    // 22: hsmbridge.host.v1.RandomResponse
-	(*CreateKeyRequest)(nil),  // 23: hsmbridge.host.v1.CreateKeyRequest
-	(*ImportKeyRequest)(nil),  // 24: hsmbridge.host.v1.ImportKeyRequest
-	(*ListKeysRequest)(nil),   // 25: hsmbridge.host.v1.ListKeysRequest
-	(*DeleteKeyRequest)(nil),  // 26: hsmbridge.host.v1.DeleteKeyRequest
-	(*DeleteKeyResponse)(nil), // 27: hsmbridge.host.v1.DeleteKeyResponse
+	(*WrapKeyRequest)(nil),    // 23: hsmbridge.host.v1.WrapKeyRequest
+	(*WrapKeyResponse)(nil),   // 24: hsmbridge.host.v1.WrapKeyResponse
+	(*CreateKeyRequest)(nil),  // 25: hsmbridge.host.v1.CreateKeyRequest
+	(*ImportKeyRequest)(nil),  // 26: hsmbridge.host.v1.ImportKeyRequest
+	(*ListKeysRequest)(nil),   // 27: hsmbridge.host.v1.ListKeysRequest
+	(*DeleteKeyRequest)(nil),  // 28: hsmbridge.host.v1.DeleteKeyRequest
+	(*DeleteKeyResponse)(nil), // 29: hsmbridge.host.v1.DeleteKeyResponse
 }
 var file_api_hostapi_host_proto_depIdxs = []int32{
 	12, // 0: hsmbridge.host.v1.Request.hello:type_name -> hsmbridge.host.v1.HelloRequest
@@ -2126,38 +2303,41 @@ var file_api_hostapi_host_proto_depIdxs = []int32{
 	17, // 2: hsmbridge.host.v1.Request.sign:type_name -> hsmbridge.host.v1.SignRequest
 	19, // 3: hsmbridge.host.v1.Request.decrypt:type_name -> hsmbridge.host.v1.DecryptRequest
 	21, // 4: hsmbridge.host.v1.Request.random:type_name -> hsmbridge.host.v1.RandomRequest
-	23, // 5: hsmbridge.host.v1.Request.create_key:type_name -> hsmbridge.host.v1.CreateKeyRequest
-	24, // 6: hsmbridge.host.v1.Request.import_key:type_name -> hsmbridge.host.v1.ImportKeyRequest
-	25, // 7: hsmbridge.host.v1.Request.list_keys:type_name -> hsmbridge.host.v1.ListKeysRequest
-	26, // 8: hsmbridge.host.v1.Request.delete_key:type_name -> hsmbridge.host.v1.DeleteKeyRequest
-	8,  // 9: hsmbridge.host.v1.Response.error:type_name -> hsmbridge.host.v1.Error
-	9,  // 10: hsmbridge.host.v1.Response.timing:type_name -> hsmbridge.host.v1.Timing
-	13, // 11: hsmbridge.host.v1.Response.hello:type_name -> hsmbridge.host.v1.HelloResponse
-	14, // 12: hsmbridge.host.v1.Response.key:type_name -> hsmbridge.host.v1.KeyInfo
-	18, // 13: hsmbridge.host.v1.Response.sign:type_name -> hsmbridge.host.v1.SignResponse
-	20, // 14: hsmbridge.host.v1.Response.decrypt:type_name -> hsmbridge.host.v1.DecryptResponse
-	22, // 15: hsmbridge.host.v1.Response.random:type_name -> hsmbridge.host.v1.RandomResponse
-	15, // 16: hsmbridge.host.v1.Response.key_list:type_name -> hsmbridge.host.v1.KeyList
-	27, // 17: hsmbridge.host.v1.Response.deleted:type_name -> hsmbridge.host.v1.DeleteKeyResponse
-	1,  // 18: hsmbridge.host.v1.Error.kind:type_name -> hsmbridge.host.v1.ErrorKind
-	4,  // 19: hsmbridge.host.v1.SignatureScheme.padding:type_name -> hsmbridge.host.v1.SignaturePadding
-	3,  // 20: hsmbridge.host.v1.SignatureScheme.hash:type_name -> hsmbridge.host.v1.Hash
-	3,  // 21: hsmbridge.host.v1.SignatureScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
-	5,  // 22: hsmbridge.host.v1.EncryptionScheme.padding:type_name -> hsmbridge.host.v1.EncryptionPadding
-	3,  // 23: hsmbridge.host.v1.EncryptionScheme.oaep_hash:type_name -> hsmbridge.host.v1.Hash
-	3,  // 24: hsmbridge.host.v1.EncryptionScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
-	0,  // 25: hsmbridge.host.v1.HelloRequest.version:type_name -> hsmbridge.host.v1.ProtocolVersion
-	0,  // 26: hsmbridge.host.v1.HelloResponse.version:type_name -> hsmbridge.host.v1.ProtocolVersion
-	2,  // 27: hsmbridge.host.v1.KeyInfo.key_type:type_name -> hsmbridge.host.v1.KeyType
-	14, // 28: hsmbridge.host.v1.KeyList.keys:type_name -> hsmbridge.host.v1.KeyInfo
-	10, // 29: hsmbridge.host.v1.SignRequest.scheme:type_name -> hsmbridge.host.v1.SignatureScheme
-	11, // 30: hsmbridge.host.v1.DecryptRequest.scheme:type_name -> hsmbridge.host.v1.EncryptionScheme
-	2,  // 31: hsmbridge.host.v1.CreateKeyRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	23, // 5: hsmbridge.host.v1.Request.wrap_key:type_name -> hsmbridge.host.v1.WrapKeyRequest
+	23, // 6: hsmbridge.host.v1.Request.unwrap_key:type_name -> hsmbridge.host.v1.WrapKeyRequest
+	25, // 7: hsmbridge.host.v1.Request.create_key:type_name -> hsmbridge.host.v1.CreateKeyRequest
+	26, // 8: hsmbridge.host.v1.Request.import_key:type_name -> hsmbridge.host.v1.ImportKeyRequest
+	27, // 9: hsmbridge.host.v1.Request.list_keys:type_name -> hsmbridge.host.v1.ListKeysRequest
+	28, // 10: hsmbridge.host.v1.Request.delete_key:type_name -> hsmbridge.host.v1.DeleteKeyRequest
+	8,  // 11: hsmbridge.host.v1.Response.error:type_name -> hsmbridge.host.v1.Error
+	9,  // 12: hsmbridge.host.v1.Response.timing:type_name -> hsmbridge.host.v1.Timing
+	13, // 13: hsmbridge.host.v1.Response.hello:type_name -> hsmbridge.host.v1.HelloResponse
+	14, // 14: hsmbridge.host.v1.Response.key:type_name -> hsmbridge.host.v1.KeyInfo
+	18, // 15: hsmbridge.host.v1.Response.sign:type_name -> hsmbridge.host.v1.SignResponse
+	20, // 16: hsmbridge.host.v1.Response.decrypt:type_name -> hsmbridge.host.v1.DecryptResponse
+	22, // 17: hsmbridge.host.v1.Response.random:type_name -> hsmbridge.host.v1.RandomResponse
+	24, // 18: hsmbridge.host.v1.Response.wrapped:type_name -> hsmbridge.host.v1.WrapKeyResponse
+	15, // 19: hsmbridge.host.v1.Response.key_list:type_name -> hsmbridge.host.v1.KeyList
+	29, // 20: hsmbridge.host.v1.Response.deleted:type_name -> hsmbridge.host.v1.DeleteKeyResponse
+	1,  // 21: hsmbridge.host.v1.Error.kind:type_name -> hsmbridge.host.v1.ErrorKind
+	4,  // 22: hsmbridge.host.v1.SignatureScheme.padding:type_name -> hsmbridge.host.v1.SignaturePadding
+	3,  // 23: hsmbridge.host.v1.SignatureScheme.hash:type_name -> hsmbridge.host.v1.Hash
+	3,  // 24: hsmbridge.host.v1.SignatureScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
+	5,  // 25: hsmbridge.host.v1.EncryptionScheme.padding:type_name -> hsmbridge.host.v1.EncryptionPadding
+	3,  // 26: hsmbridge.host.v1.EncryptionScheme.oaep_hash:type_name -> hsmbridge.host.v1.Hash
+	3,  // 27: hsmbridge.host.v1.EncryptionScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
+	0,  // 28: hsmbridge.host.v1.HelloRequest.version:type_name -> hsmbridge.host.v1.ProtocolVersion
+	0,  // 29: hsmbridge.host.v1.HelloResponse.version:type_name -> hsmbridge.host.v1.ProtocolVersion
+	2,  // 30: hsmbridge.host.v1.KeyInfo.key_type:type_name -> hsmbridge.host.v1.KeyType
+	14, // 31: hsmbridge.host.v1.KeyList.keys:type_name -> hsmbridge.host.v1.KeyInfo
+	10, // 32: hsmbridge.host.v1.SignRequest.scheme:type_name -> hsmbridge.host.v1.SignatureScheme
+	11, // 33: hsmbridge.host.v1.DecryptRequest.scheme:type_name -> hsmbridge.host.v1.EncryptionScheme
+	2,  // 34: hsmbridge.host.v1.CreateKeyRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_api_hostapi_host_proto_init() }
@@ -2171,6 +2351,8 @@ func file_api_hostapi_host_proto_init() {
 		(*Request_Sign)(nil),
 		(*Request_Decrypt)(nil),
 		(*Request_Random)(nil),
+		(*Request_WrapKey)(nil),
+		(*Request_UnwrapKey)(nil),
 		(*Request_CreateKey)(nil),
 		(*Request_ImportKey)(nil),
 		(*Request_ListKeys)(nil),
@@ -2182,6 +2364,7 @@ func file_api_hostapi_host_proto_init() {
 		(*Response_Sign)(nil),
 		(*Response_Decrypt)(nil),
 		(*Response_Random)(nil),
+		(*Response_Wrapped)(nil),
 		(*Response_KeyList)(nil),
 		(*Response_Deleted)(nil),
 	}
@@ -2191,7 +2374,7 @@ func file_api_hostapi_host_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hostapi_host_proto_rawDesc), len(file_api_hostapi_host_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -221,6 +221,29 @@ func (c *Client) Decrypt(ctx context.Context, ref, version string, ct []byte, s 
 	return resp.GetDecrypt().GetPlaintext(), nil
 }
 
+// WrapKey wraps key material with the key at ref inside its backend.
+func (c *Client) WrapKey(ctx context.Context, ref, version string, key []byte, alg core.WrapAlgorithm) ([]byte, error) {
+	return c.wrapKey(ctx, &hostapi.Request{Op: &hostapi.Request_WrapKey{WrapKey: &hostapi.WrapKeyRequest{
+		Reference: ref, Version: version, Algorithm: string(alg), Data: key}}})
+}
+
+// UnwrapKey unwraps key material with the key at ref inside its backend.
+func (c *Client) UnwrapKey(ctx context.Context, ref, version string, wrapped []byte, alg core.WrapAlgorithm) ([]byte, error) {
+	return c.wrapKey(ctx, &hostapi.Request{Op: &hostapi.Request_UnwrapKey{UnwrapKey: &hostapi.WrapKeyRequest{
+		Reference: ref, Version: version, Algorithm: string(alg), Data: wrapped}}})
+}
+
+func (c *Client) wrapKey(ctx context.Context, req *hostapi.Request) ([]byte, error) {
+	resp, err := c.Do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetWrapped() == nil {
+		return nil, unexpected(resp)
+	}
+	return resp.GetWrapped().GetData(), nil
+}
+
 // Random draws n bytes from the backend of ref (empty: the default).
 func (c *Client) Random(ctx context.Context, ref string, n int) ([]byte, error) {
 	if n < 0 || n > 1<<30 {

@@ -379,6 +379,35 @@ func (s *Service) Decrypt(ctx context.Context, ref, version string, ciphertext [
 	return pt, wrap(c.ref.String(), c.backend.Name(), err)
 }
 
+// WrapKey wraps key material with the key at ref (AES key wrap or RSA).
+func (s *Service) WrapKey(ctx context.Context, ref, version string, key []byte, alg core.WrapAlgorithm) ([]byte, error) {
+	return s.wrapKey(ctx, ref, version, key, alg, core.OpWrapKey)
+}
+
+// UnwrapKey reverses WrapKey inside the backend.
+func (s *Service) UnwrapKey(ctx context.Context, ref, version string, wrapped []byte, alg core.WrapAlgorithm) ([]byte, error) {
+	return s.wrapKey(ctx, ref, version, wrapped, alg, core.OpUnwrapKey)
+}
+
+func (s *Service) wrapKey(ctx context.Context, ref, version string, data []byte, alg core.WrapAlgorithm, op core.Operation) ([]byte, error) {
+	c, err := s.begin(ref, version, op)
+	if err != nil {
+		return nil, err
+	}
+	defer c.done()
+	w, ok := c.backend.(ports.KeyWrapper)
+	if !ok {
+		return nil, wrap(c.ref.String(), c.backend.Name(), notImplemented(op))
+	}
+	var out []byte
+	if op == core.OpWrapKey {
+		out, err = w.WrapKey(ctx, c.ref.ID(), data, alg)
+	} else {
+		out, err = w.UnwrapKey(ctx, c.ref.ID(), data, alg)
+	}
+	return out, wrap(c.ref.String(), c.backend.Name(), err)
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {

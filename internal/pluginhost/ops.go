@@ -73,3 +73,11 @@ func (b *Backend) Unmask(ctx context.Context, blob core.MaskedKey) (core.KeyInfo
 func (b *Backend) Random(ctx context.Context, n int) ([]byte, error) {
 	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]byte, error) { return c.Random(ctx, n) })
 }
+
+func (b *Backend) WrapKey(ctx context.Context, id core.KeyID, key []byte, alg core.WrapAlgorithm) ([]byte, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]byte, error) { return c.WrapKey(ctx, id, key, alg) })
+}
+
+func (b *Backend) UnwrapKey(ctx context.Context, id core.KeyID, wrapped []byte, alg core.WrapAlgorithm) ([]byte, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]byte, error) { return c.UnwrapKey(ctx, id, wrapped, alg) })
+}

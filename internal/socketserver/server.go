@@ -250,6 +250,28 @@ func (s *Server) handle(req *hostapi.Request, start time.Time) (resp *hostapi.Re
 		}
 		return &hostapi.Response{Id: id, Result: &hostapi.Response_Decrypt{Decrypt: &hostapi.DecryptResponse{Plaintext: pt}}}
 
+	case *hostapi.Request_WrapKey, *hostapi.Request_UnwrapKey:
+		m, wrapping := req.GetWrapKey(), true
+		if m == nil {
+			m, wrapping = req.GetUnwrapKey(), false
+		}
+		alg, err := core.ParseWrapAlgorithm(m.GetAlgorithm())
+		if err != nil {
+			return fail(core.Errorf(core.KindOf(err), "%s: %s", m.GetReference(), err))
+		}
+		start := time.Now()
+		var data []byte
+		if wrapping {
+			data, err = svc.WrapKey(ctx, m.GetReference(), m.GetVersion(), m.GetData(), alg)
+		} else {
+			data, err = svc.UnwrapKey(ctx, m.GetReference(), m.GetVersion(), m.GetData(), alg)
+		}
+		timing.BackendNs = uint64(time.Since(start))
+		if err != nil {
+			return fail(err)
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Wrapped{Wrapped: &hostapi.WrapKeyResponse{Data: data}}}
+
 	case *hostapi.Request_Random:
 		data, err := svc.Random(ctx, op.Random.GetReference(), int(op.Random.GetLength()))
 		if err != nil {
@@ -320,6 +342,10 @@ func opName(req *hostapi.Request) string {
 		return "decrypt"
 	case *hostapi.Request_Random:
 		return "random"
+	case *hostapi.Request_WrapKey:
+		return "wrap_key"
+	case *hostapi.Request_UnwrapKey:
+		return "unwrap_key"
 	case *hostapi.Request_CreateKey:
 		return "create_key"
 	case *hostapi.Request_ImportKey:

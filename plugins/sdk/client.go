@@ -186,3 +186,25 @@ func (c *Client) Random(ctx context.Context, n int) ([]byte, error) {
 	}
 	return r.GetData(), nil
 }
+
+func (c *Client) WrapKey(ctx context.Context, id core.KeyID, key []byte, alg core.WrapAlgorithm) ([]byte, error) {
+	if err := c.gate(core.OpWrapKey); err != nil {
+		return nil, err
+	}
+	r, err := c.rpc.WrapKey(ctx, &pb.WrapRequest{Key: keyIDToPB(id), Algorithm: string(alg), Data: key})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return r.GetData(), nil
+}
+
+func (c *Client) UnwrapKey(ctx context.Context, id core.KeyID, wrapped []byte, alg core.WrapAlgorithm) ([]byte, error) {
+	if err := c.gate(core.OpUnwrapKey); err != nil {
+		return nil, err
+	}
+	r, err := c.rpc.UnwrapKey(ctx, &pb.WrapRequest{Key: keyIDToPB(id), Algorithm: string(alg), Data: wrapped})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return r.GetData(), nil
+}

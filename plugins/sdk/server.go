@@ -206,3 +206,32 @@ func (s *server) Random(ctx context.Context, r *pb.RandomRequest) (*pb.RandomRes
 	}
 	return &pb.RandomResponse{Data: b}, nil
 }
+
+func (s *server) WrapKey(ctx context.Context, r *pb.WrapRequest) (*pb.WrapResponse, error) {
+	return s.wrap(ctx, r, core.OpWrapKey)
+}
+
+func (s *server) UnwrapKey(ctx context.Context, r *pb.WrapRequest) (*pb.WrapResponse, error) {
+	return s.wrap(ctx, r, core.OpUnwrapKey)
+}
+
+func (s *server) wrap(ctx context.Context, r *pb.WrapRequest, op core.Operation) (*pb.WrapResponse, error) {
+	w, ok := s.impl.(ports.KeyWrapper)
+	if !ok {
+		return nil, unsupported(op)
+	}
+	alg, err := core.ParseWrapAlgorithm(r.GetAlgorithm())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	var out []byte
+	if op == core.OpWrapKey {
+		out, err = w.WrapKey(ctx, keyIDFromPB(r.GetKey()), r.GetData(), alg)
+	} else {
+		out, err = w.UnwrapKey(ctx, keyIDFromPB(r.GetKey()), r.GetData(), alg)
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.WrapResponse{Data: out}, nil
+}

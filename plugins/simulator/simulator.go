@@ -32,6 +32,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -87,9 +89,10 @@ type keyEntry struct {
 
 // keyVersion is immutable once made, except for the lazily parsed key.
 type keyVersion struct {
-	info  core.KeyInfo
-	seq   uint64
-	pkcs8 []byte
+	info   core.KeyInfo
+	seq    uint64
+	pkcs8  []byte
+	secret []byte // oct keys only
 
 	once    sync.Once
 	priv    crypto.Signer // *rsa.PrivateKey or *ecdsa.PrivateKey
@@ -98,6 +101,7 @@ type keyVersion struct {
 
 var (
 	_ ports.KeyLookup    = (*Backend)(nil)
+	_ ports.KeyWrapper   = (*Backend)(nil)
 	_ ports.KeyLister    = (*Backend)(nil)
 	_ ports.KeyGenerator = (*Backend)(nil)
 	_ ports.KeyImporter  = (*Backend)(nil)
@@ -347,8 +351,9 @@ func versionFromRecord(rec *record, priv crypto.Signer) *keyVersion {
 			Type: rec.Type, Bits: rec.Bits, Curve: rec.Curve, Usages: slices.Clone(rec.Usages),
 			PublicKeyDER: rec.PublicDER, Enabled: rec.Enabled, Created: rec.Created,
 		},
-		seq:   rec.Seq,
-		pkcs8: rec.PKCS8,
+		seq:    rec.Seq,
+		pkcs8:  rec.PKCS8,
+		secret: rec.Secret,
 	}
 	if priv != nil {
 		v.once.Do(func() { v.priv = priv })
@@ -495,12 +500,18 @@ func (b *Backend) CreateKey(ctx context.Context, id core.KeyID, spec core.KeySpe
 	}
 	var priv crypto.Signer
 	switch spec.Type {
+	case core.KeyTypeOct:
+		secret := make([]byte, spec.Bits/8)
+		if _, err := rand.Read(secret); err != nil {
+			return core.KeyInfo{}, core.Errorf(core.KindInternal, "simulator: generating key: %w", err)
+		}
+		return b.persist(id, &record{Type: core.KeyTypeOct, Bits: spec.Bits, Usages: usages, Secret: secret}, nil)
 	case core.KeyTypeRSA:
 		priv, err = rsa.GenerateKey(rand.Reader, spec.Bits)
 	case core.KeyTypeEC:
 		priv, err = ecdsa.GenerateKey(curveOf(spec.Curve), rand.Reader)
 	default:
-		return core.KeyInfo{}, core.Errorf(core.KindUnsupported, "simulator: key type %s is not supported yet (RSA or EC)", spec.Type)
+		return core.KeyInfo{}, core.Errorf(core.KindUnsupported, "simulator: key type %s is not supported (RSA, EC or oct)", spec.Type)
 	}
 	if err != nil {
 		return core.KeyInfo{}, core.Errorf(core.KindInternal, "simulator: generating key: %w", err)
@@ -582,10 +593,7 @@ func (b *Backend) store(id core.KeyID, priv crypto.Signer, usages []core.KeyUsag
 	if err != nil {
 		return core.KeyInfo{}, core.Errorf(core.KindInternal, "simulator: encoding public key: %w", err)
 	}
-	rec := &record{
-		Format: recordFormat, Namespace: id.Namespace, Name: id.Name,
-		Usages: usages, Enabled: true, Created: time.Now().UTC(), PublicDER: spki, PKCS8: pkcs8,
-	}
+	rec := &record{Usages: usages, PublicDER: spki, PKCS8: pkcs8}
 	switch k := priv.(type) {
 	case *rsa.PrivateKey:
 		rec.Type, rec.Bits = core.KeyTypeRSA, k.N.BitLen()
@@ -595,6 +603,15 @@ func (b *Backend) store(id core.KeyID, priv crypto.Signer, usages []core.KeyUsag
 			return core.KeyInfo{}, err
 		}
 	}
+	return b.persist(id, rec, priv)
+}
+
+// persist writes rec (type, size, usages and material filled in) as a new
+// version of id and caches it; priv is the parsed private key, if any.
+func (b *Backend) persist(id core.KeyID, rec *record, priv crypto.Signer) (core.KeyInfo, error) {
+	rec.Format, rec.Namespace, rec.Name = recordFormat, id.Namespace, id.Name
+	rec.Enabled, rec.Created = true, time.Now().UTC()
+	var err error
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -771,6 +788,85 @@ func (b *Backend) Decrypt(ctx context.Context, id core.KeyID, ciphertext []byte,
 		return nil, core.Errorf(core.KindInvalidInput, "decryption with key %s failed", v.info.ID)
 	}
 	return pt, nil
+}
+
+// WrapKey wraps key material: AES key wrap with an oct key, or RSA
+// encryption with the public half of an RSA key.
+func (b *Backend) WrapKey(ctx context.Context, id core.KeyID, key []byte, alg core.WrapAlgorithm) ([]byte, error) {
+	v, err := b.wrappingKey(id, core.UsageWrapKey, alg)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	switch alg {
+	case core.WrapA128KW, core.WrapA192KW, core.WrapA256KW, core.WrapAESKeyWrap:
+		out, err = aesKeyWrap(v.secret, key)
+	case core.WrapAESKeyWrapPad:
+		out, err = aesKeyWrapPad(v.secret, key)
+	default:
+		priv, perr := v.private()
+		if perr != nil {
+			return nil, perr
+		}
+		pub := &priv.(*rsa.PrivateKey).PublicKey
+		switch alg {
+		case core.WrapRSA1_5:
+			out, err = rsa.EncryptPKCS1v15(rand.Reader, pub, key)
+		case core.WrapRSAOAEP:
+			out, err = rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, key, nil)
+		case core.WrapRSAOAEP256:
+			out, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, key, nil)
+		}
+	}
+	if err != nil {
+		return nil, core.Errorf(core.KindInvalidInput, "wrapping with key %s (%s): %v", v.info.ID, alg, err)
+	}
+	return out, nil
+}
+
+// UnwrapKey reverses WrapKey. Any failure gets one message: which check
+// failed would be an oracle.
+func (b *Backend) UnwrapKey(ctx context.Context, id core.KeyID, wrapped []byte, alg core.WrapAlgorithm) ([]byte, error) {
+	v, err := b.wrappingKey(id, core.UsageUnwrapKey, alg)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	switch alg {
+	case core.WrapA128KW, core.WrapA192KW, core.WrapA256KW, core.WrapAESKeyWrap:
+		out, err = aesKeyUnwrap(v.secret, wrapped)
+	case core.WrapAESKeyWrapPad:
+		out, err = aesKeyUnwrapPad(v.secret, wrapped)
+	default:
+		priv, perr := v.private()
+		if perr != nil {
+			return nil, perr
+		}
+		k := priv.(*rsa.PrivateKey)
+		switch alg {
+		case core.WrapRSA1_5:
+			out, err = rsa.DecryptPKCS1v15(nil, k, wrapped)
+		case core.WrapRSAOAEP:
+			out, err = rsa.DecryptOAEP(sha1.New(), nil, k, wrapped, nil)
+		case core.WrapRSAOAEP256:
+			out, err = rsa.DecryptOAEP(sha256.New(), nil, k, wrapped, nil)
+		}
+	}
+	if err != nil {
+		return nil, core.Errorf(core.KindInvalidInput, "unwrapping with key %s (%s) failed", v.info.ID, alg)
+	}
+	return out, nil
+}
+
+func (b *Backend) wrappingKey(id core.KeyID, usage core.KeyUsage, alg core.WrapAlgorithm) (*keyVersion, error) {
+	v, err := b.usable(id, usage)
+	if err != nil {
+		return nil, err
+	}
+	if err := alg.CheckFor(v.info); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // Random returns n random bytes (at most 64 KiB per call).

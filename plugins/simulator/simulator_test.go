@@ -434,7 +434,7 @@ func TestCreateRefusals(t *testing.T) {
 		spec   core.KeySpec
 		expect error
 	}{
-		{id, core.KeySpec{Type: core.KeyTypeOct, Bits: 256, Usages: []core.KeyUsage{core.UsageEncrypt}}, core.ErrUnsupported},
+		{id, core.KeySpec{Type: core.KeyTypeOct, Bits: 512, Usages: []core.KeyUsage{core.UsageWrapKey}}, core.ErrUnsupported},
 		{id, rsaSpec(1024, core.UsageSign), core.ErrUnsupported},
 		{id, ecSpec("secp256k1", core.UsageSign), core.ErrUnsupported},
 		{id, ecSpec(core.CurveP256), core.ErrInvalidInput},

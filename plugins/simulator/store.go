@@ -34,7 +34,8 @@ type record struct {
 	Enabled   bool            `json:"enabled"`
 	Created   time.Time       `json:"created"`
 	PublicDER []byte          `json:"public_key_spki"`
-	PKCS8     []byte          `json:"private_key_pkcs8"`
+	PKCS8     []byte          `json:"private_key_pkcs8,omitempty"`
+	Secret    []byte          `json:"secret,omitempty"` // oct keys
 }
 
 var versionPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)

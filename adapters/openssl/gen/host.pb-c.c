@@ -772,6 +772,96 @@ void   hsmbridge__host__v1__random_response__free_unpacked
   assert(message->base.descriptor == &hsmbridge__host__v1__random_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   hsmbridge__host__v1__wrap_key_request__init
+                     (Hsmbridge__Host__V1__WrapKeyRequest         *message)
+{
+  static const Hsmbridge__Host__V1__WrapKeyRequest init_value = HSMBRIDGE__HOST__V1__WRAP_KEY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__wrap_key_request__get_packed_size
+                     (const Hsmbridge__Host__V1__WrapKeyRequest *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrap_key_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__wrap_key_request__pack
+                     (const Hsmbridge__Host__V1__WrapKeyRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrap_key_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__wrap_key_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__WrapKeyRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrap_key_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__WrapKeyRequest *
+       hsmbridge__host__v1__wrap_key_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__WrapKeyRequest *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__wrap_key_request__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__wrap_key_request__free_unpacked
+                     (Hsmbridge__Host__V1__WrapKeyRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrap_key_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   hsmbridge__host__v1__wrap_key_response__init
+                     (Hsmbridge__Host__V1__WrapKeyResponse         *message)
+{
+  static const Hsmbridge__Host__V1__WrapKeyResponse init_value = HSMBRIDGE__HOST__V1__WRAP_KEY_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__wrap_key_response__get_packed_size
+                     (const Hsmbridge__Host__V1__WrapKeyResponse *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrap_key_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__wrap_key_response__pack
+                     (const Hsmbridge__Host__V1__WrapKeyResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrap_key_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__wrap_key_response__pack_to_buffer
+                     (const Hsmbridge__Host__V1__WrapKeyResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrap_key_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__WrapKeyResponse *
+       hsmbridge__host__v1__wrap_key_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__WrapKeyResponse *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__wrap_key_response__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__wrap_key_response__free_unpacked
+                     (Hsmbridge__Host__V1__WrapKeyResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrap_key_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   hsmbridge__host__v1__create_key_request__init
                      (Hsmbridge__Host__V1__CreateKeyRequest         *message)
 {
@@ -997,7 +1087,7 @@ void   hsmbridge__host__v1__delete_key_response__free_unpacked
   assert(message->base.descriptor == &hsmbridge__host__v1__delete_key_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descriptors[10] =
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descriptors[12] =
 {
   {
     "id",
@@ -1072,6 +1162,30 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descri
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "wrap_key",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Request, op_case),
+    offsetof(Hsmbridge__Host__V1__Request, wrap_key),
+    &hsmbridge__host__v1__wrap_key_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unwrap_key",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Request, op_case),
+    offsetof(Hsmbridge__Host__V1__Request, unwrap_key),
+    &hsmbridge__host__v1__wrap_key_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "create_key",
     20,
     PROTOBUF_C_LABEL_NONE,
@@ -1121,23 +1235,25 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descri
   },
 };
 static const unsigned hsmbridge__host__v1__request__field_indices_by_name[] = {
-  6,   /* field[6] = create_key */
+  8,   /* field[8] = create_key */
   4,   /* field[4] = decrypt */
-  9,   /* field[9] = delete_key */
+  11,   /* field[11] = delete_key */
   2,   /* field[2] = get_key */
   1,   /* field[1] = hello */
   0,   /* field[0] = id */
-  7,   /* field[7] = import_key */
-  8,   /* field[8] = list_keys */
+  9,   /* field[9] = import_key */
+  10,   /* field[10] = list_keys */
   5,   /* field[5] = random */
   3,   /* field[3] = sign */
+  7,   /* field[7] = unwrap_key */
+  6,   /* field[6] = wrap_key */
 };
 static const ProtobufCIntRange hsmbridge__host__v1__request__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 10, 1 },
-  { 20, 6 },
-  { 0, 10 }
+  { 20, 8 },
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__request__descriptor =
 {
@@ -1147,14 +1263,14 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__request__descriptor =
   "Hsmbridge__Host__V1__Request",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__Request),
-  10,
+  12,
   hsmbridge__host__v1__request__field_descriptors,
   hsmbridge__host__v1__request__field_indices_by_name,
   3,  hsmbridge__host__v1__request__number_ranges,
   (ProtobufCMessageInit) hsmbridge__host__v1__request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descriptors[10] =
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descriptors[11] =
 {
   {
     "id",
@@ -1253,6 +1369,18 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descr
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "wrapped",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Response, result_case),
+    offsetof(Hsmbridge__Host__V1__Response, wrapped),
+    &hsmbridge__host__v1__wrap_key_response__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "key_list",
     22,
     PROTOBUF_C_LABEL_NONE,
@@ -1279,22 +1407,23 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descr
 };
 static const unsigned hsmbridge__host__v1__response__field_indices_by_name[] = {
   6,   /* field[6] = decrypt */
-  9,   /* field[9] = deleted */
+  10,   /* field[10] = deleted */
   1,   /* field[1] = error */
   3,   /* field[3] = hello */
   0,   /* field[0] = id */
   4,   /* field[4] = key */
-  8,   /* field[8] = key_list */
+  9,   /* field[9] = key_list */
   7,   /* field[7] = random */
   5,   /* field[5] = sign */
   2,   /* field[2] = timing */
+  8,   /* field[8] = wrapped */
 };
 static const ProtobufCIntRange hsmbridge__host__v1__response__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 10, 3 },
-  { 22, 8 },
-  { 0, 10 }
+  { 22, 9 },
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__response__descriptor =
 {
@@ -1304,7 +1433,7 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__response__descriptor =
   "Hsmbridge__Host__V1__Response",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__Response),
-  10,
+  11,
   hsmbridge__host__v1__response__field_descriptors,
   hsmbridge__host__v1__response__field_indices_by_name,
   3,  hsmbridge__host__v1__response__number_ranges,
@@ -2243,6 +2372,121 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__random_response__descripto
   hsmbridge__host__v1__random_response__field_indices_by_name,
   1,  hsmbridge__host__v1__random_response__number_ranges,
   (ProtobufCMessageInit) hsmbridge__host__v1__random_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__wrap_key_request__field_descriptors[4] =
+{
+  {
+    "reference",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__WrapKeyRequest, reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__WrapKeyRequest, version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "algorithm",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__WrapKeyRequest, algorithm),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__WrapKeyRequest, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__wrap_key_request__field_indices_by_name[] = {
+  2,   /* field[2] = algorithm */
+  3,   /* field[3] = data */
+  0,   /* field[0] = reference */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__wrap_key_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__wrap_key_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.WrapKeyRequest",
+  "WrapKeyRequest",
+  "Hsmbridge__Host__V1__WrapKeyRequest",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__WrapKeyRequest),
+  4,
+  hsmbridge__host__v1__wrap_key_request__field_descriptors,
+  hsmbridge__host__v1__wrap_key_request__field_indices_by_name,
+  1,  hsmbridge__host__v1__wrap_key_request__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__wrap_key_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__wrap_key_response__field_descriptors[1] =
+{
+  {
+    "data",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__WrapKeyResponse, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__wrap_key_response__field_indices_by_name[] = {
+  0,   /* field[0] = data */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__wrap_key_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__wrap_key_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.WrapKeyResponse",
+  "WrapKeyResponse",
+  "Hsmbridge__Host__V1__WrapKeyResponse",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__WrapKeyResponse),
+  1,
+  hsmbridge__host__v1__wrap_key_response__field_descriptors,
+  hsmbridge__host__v1__wrap_key_response__field_indices_by_name,
+  1,  hsmbridge__host__v1__wrap_key_response__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__wrap_key_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor hsmbridge__host__v1__create_key_request__field_descriptors[5] =

@@ -32,6 +32,8 @@ typedef struct Hsmbridge__Host__V1__DecryptRequest Hsmbridge__Host__V1__DecryptR
 typedef struct Hsmbridge__Host__V1__DecryptResponse Hsmbridge__Host__V1__DecryptResponse;
 typedef struct Hsmbridge__Host__V1__RandomRequest Hsmbridge__Host__V1__RandomRequest;
 typedef struct Hsmbridge__Host__V1__RandomResponse Hsmbridge__Host__V1__RandomResponse;
+typedef struct Hsmbridge__Host__V1__WrapKeyRequest Hsmbridge__Host__V1__WrapKeyRequest;
+typedef struct Hsmbridge__Host__V1__WrapKeyResponse Hsmbridge__Host__V1__WrapKeyResponse;
 typedef struct Hsmbridge__Host__V1__CreateKeyRequest Hsmbridge__Host__V1__CreateKeyRequest;
 typedef struct Hsmbridge__Host__V1__ImportKeyRequest Hsmbridge__Host__V1__ImportKeyRequest;
 typedef struct Hsmbridge__Host__V1__ListKeysRequest Hsmbridge__Host__V1__ListKeysRequest;
@@ -103,6 +105,8 @@ typedef enum {
   HSMBRIDGE__HOST__V1__REQUEST__OP_SIGN = 12,
   HSMBRIDGE__HOST__V1__REQUEST__OP_DECRYPT = 13,
   HSMBRIDGE__HOST__V1__REQUEST__OP_RANDOM = 14,
+  HSMBRIDGE__HOST__V1__REQUEST__OP_WRAP_KEY = 15,
+  HSMBRIDGE__HOST__V1__REQUEST__OP_UNWRAP_KEY = 16,
   HSMBRIDGE__HOST__V1__REQUEST__OP_CREATE_KEY = 20,
   HSMBRIDGE__HOST__V1__REQUEST__OP_IMPORT_KEY = 21,
   HSMBRIDGE__HOST__V1__REQUEST__OP_LIST_KEYS = 22,
@@ -121,6 +125,8 @@ struct  Hsmbridge__Host__V1__Request
     Hsmbridge__Host__V1__SignRequest *sign;
     Hsmbridge__Host__V1__DecryptRequest *decrypt;
     Hsmbridge__Host__V1__RandomRequest *random;
+    Hsmbridge__Host__V1__WrapKeyRequest *wrap_key;
+    Hsmbridge__Host__V1__WrapKeyRequest *unwrap_key;
     Hsmbridge__Host__V1__CreateKeyRequest *create_key;
     Hsmbridge__Host__V1__ImportKeyRequest *import_key;
     Hsmbridge__Host__V1__ListKeysRequest *list_keys;
@@ -139,6 +145,7 @@ typedef enum {
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_SIGN = 12,
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_DECRYPT = 13,
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_RANDOM = 14,
+  HSMBRIDGE__HOST__V1__RESPONSE__RESULT_WRAPPED = 15,
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_KEY_LIST = 22,
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_DELETED = 23
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HSMBRIDGE__HOST__V1__RESPONSE__RESULT__CASE)
@@ -160,6 +167,7 @@ struct  Hsmbridge__Host__V1__Response
     Hsmbridge__Host__V1__SignResponse *sign;
     Hsmbridge__Host__V1__DecryptResponse *decrypt;
     Hsmbridge__Host__V1__RandomResponse *random;
+    Hsmbridge__Host__V1__WrapKeyResponse *wrapped;
     Hsmbridge__Host__V1__KeyList *key_list;
     Hsmbridge__Host__V1__DeleteKeyResponse *deleted;
   };
@@ -391,6 +399,39 @@ struct  Hsmbridge__Host__V1__RandomResponse
 };
 #define HSMBRIDGE__HOST__V1__RANDOM_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__random_response__descriptor) \
+    , {0,NULL} }
+
+
+/*
+ * Wraps (or unwraps) key material with a key held by the backend.
+ */
+struct  Hsmbridge__Host__V1__WrapKeyRequest
+{
+  ProtobufCMessage base;
+  char *reference;
+  char *version;
+  /*
+   * Key Vault's algorithm names: A128KW, A192KW, A256KW, CKM_AES_KEY_WRAP,
+   * CKM_AES_KEY_WRAP_PAD, RSA-OAEP, RSA-OAEP-256, RSA1_5.
+   */
+  char *algorithm;
+  ProtobufCBinaryData data;
+};
+#define HSMBRIDGE__HOST__V1__WRAP_KEY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__wrap_key_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL} }
+
+
+/*
+ * Answers both wrap_key and unwrap_key.
+ */
+struct  Hsmbridge__Host__V1__WrapKeyResponse
+{
+  ProtobufCMessage base;
+  ProtobufCBinaryData data;
+};
+#define HSMBRIDGE__HOST__V1__WRAP_KEY_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__wrap_key_response__descriptor) \
     , {0,NULL} }
 
 
@@ -784,6 +825,44 @@ Hsmbridge__Host__V1__RandomResponse *
 void   hsmbridge__host__v1__random_response__free_unpacked
                      (Hsmbridge__Host__V1__RandomResponse *message,
                       ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__WrapKeyRequest methods */
+void   hsmbridge__host__v1__wrap_key_request__init
+                     (Hsmbridge__Host__V1__WrapKeyRequest         *message);
+size_t hsmbridge__host__v1__wrap_key_request__get_packed_size
+                     (const Hsmbridge__Host__V1__WrapKeyRequest   *message);
+size_t hsmbridge__host__v1__wrap_key_request__pack
+                     (const Hsmbridge__Host__V1__WrapKeyRequest   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__wrap_key_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__WrapKeyRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__WrapKeyRequest *
+       hsmbridge__host__v1__wrap_key_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__wrap_key_request__free_unpacked
+                     (Hsmbridge__Host__V1__WrapKeyRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__WrapKeyResponse methods */
+void   hsmbridge__host__v1__wrap_key_response__init
+                     (Hsmbridge__Host__V1__WrapKeyResponse         *message);
+size_t hsmbridge__host__v1__wrap_key_response__get_packed_size
+                     (const Hsmbridge__Host__V1__WrapKeyResponse   *message);
+size_t hsmbridge__host__v1__wrap_key_response__pack
+                     (const Hsmbridge__Host__V1__WrapKeyResponse   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__wrap_key_response__pack_to_buffer
+                     (const Hsmbridge__Host__V1__WrapKeyResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__WrapKeyResponse *
+       hsmbridge__host__v1__wrap_key_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__wrap_key_response__free_unpacked
+                     (Hsmbridge__Host__V1__WrapKeyResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Hsmbridge__Host__V1__CreateKeyRequest methods */
 void   hsmbridge__host__v1__create_key_request__init
                      (Hsmbridge__Host__V1__CreateKeyRequest         *message);
@@ -932,6 +1011,12 @@ typedef void (*Hsmbridge__Host__V1__RandomRequest_Closure)
 typedef void (*Hsmbridge__Host__V1__RandomResponse_Closure)
                  (const Hsmbridge__Host__V1__RandomResponse *message,
                   void *closure_data);
+typedef void (*Hsmbridge__Host__V1__WrapKeyRequest_Closure)
+                 (const Hsmbridge__Host__V1__WrapKeyRequest *message,
+                  void *closure_data);
+typedef void (*Hsmbridge__Host__V1__WrapKeyResponse_Closure)
+                 (const Hsmbridge__Host__V1__WrapKeyResponse *message,
+                  void *closure_data);
 typedef void (*Hsmbridge__Host__V1__CreateKeyRequest_Closure)
                  (const Hsmbridge__Host__V1__CreateKeyRequest *message,
                   void *closure_data);
@@ -976,6 +1061,8 @@ extern const ProtobufCMessageDescriptor hsmbridge__host__v1__decrypt_request__de
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__decrypt_response__descriptor;
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__random_request__descriptor;
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__random_response__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__wrap_key_request__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__wrap_key_response__descriptor;
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__create_key_request__descriptor;
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__import_key_request__descriptor;
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__list_keys_request__descriptor;

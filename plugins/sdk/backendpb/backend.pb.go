@@ -122,7 +122,8 @@ type DescribeResponse struct {
 	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	// core.Operation names: get_key, list_keys, create_key, import_key,
-	// delete_key, sign, decrypt, agree, derive, mask, unmask, random.
+	// delete_key, sign, decrypt, wrap_key, unwrap_key, agree, derive, mask,
+	// unmask, random.
 	Operations []string `protobuf:"bytes,3,rep,name=operations,proto3" json:"operations,omitempty"`
 	// core.SignatureScheme names the backend signs with, e.g. "ecdsa-sha256",
 	// "rsa-pkcs1v15-sha256", "rsa-pss-sha256".
@@ -1362,6 +1363,110 @@ func (x *RandomResponse) GetData() []byte {
 	return nil
 }
 
+type WrapRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *KeyID                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Algorithm     string                 `protobuf:"bytes,2,opt,name=algorithm,proto3" json:"algorithm,omitempty"` // core.WrapAlgorithm: A256KW, CKM_AES_KEY_WRAP_PAD, RSA-OAEP-256, ...
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`           // the key to wrap, or the wrapped key
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WrapRequest) Reset() {
+	*x = WrapRequest{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WrapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WrapRequest) ProtoMessage() {}
+
+func (x *WrapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WrapRequest.ProtoReflect.Descriptor instead.
+func (*WrapRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WrapRequest) GetKey() *KeyID {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *WrapRequest) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+func (x *WrapRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type WrapResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WrapResponse) Reset() {
+	*x = WrapResponse{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WrapResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WrapResponse) ProtoMessage() {}
+
+func (x *WrapResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WrapResponse.ProtoReflect.Descriptor instead.
+func (*WrapResponse) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *WrapResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_plugins_sdk_backendpb_backend_proto protoreflect.FileDescriptor
 
 const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
@@ -1461,7 +1566,14 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\rRandomRequest\x12\x16\n" +
 	"\x06length\x18\x01 \x01(\rR\x06length\"$\n" +
 	"\x0eRandomResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data2\x97\t\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"n\n" +
+	"\vWrapRequest\x12-\n" +
+	"\x03key\x18\x01 \x01(\v2\x1b.hsmbridge.backend.v1.KeyIDR\x03key\x12\x1c\n" +
+	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\"\n" +
+	"\fWrapResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data2\xbd\n" +
+	"\n" +
 	"\aBackend\x12Y\n" +
 	"\bDescribe\x12%.hsmbridge.backend.v1.DescribeRequest\x1a&.hsmbridge.backend.v1.DescribeResponse\x12\\\n" +
 	"\tConfigure\x12&.hsmbridge.backend.v1.ConfigureRequest\x1a'.hsmbridge.backend.v1.ConfigureResponse\x12I\n" +
@@ -1476,7 +1588,9 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\x06Derive\x12#.hsmbridge.backend.v1.DeriveRequest\x1a\x1f.hsmbridge.backend.v1.MaskedKey\x12I\n" +
 	"\x04Mask\x12 .hsmbridge.backend.v1.KeyRequest\x1a\x1f.hsmbridge.backend.v1.MaskedKey\x12H\n" +
 	"\x06Unmask\x12\x1f.hsmbridge.backend.v1.MaskedKey\x1a\x1d.hsmbridge.backend.v1.KeyInfo\x12S\n" +
-	"\x06Random\x12#.hsmbridge.backend.v1.RandomRequest\x1a$.hsmbridge.backend.v1.RandomResponseB@Z>github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb;backendpbb\x06proto3"
+	"\x06Random\x12#.hsmbridge.backend.v1.RandomRequest\x1a$.hsmbridge.backend.v1.RandomResponse\x12P\n" +
+	"\aWrapKey\x12!.hsmbridge.backend.v1.WrapRequest\x1a\".hsmbridge.backend.v1.WrapResponse\x12R\n" +
+	"\tUnwrapKey\x12!.hsmbridge.backend.v1.WrapRequest\x1a\".hsmbridge.backend.v1.WrapResponseB@Z>github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb;backendpbb\x06proto3"
 
 var (
 	file_plugins_sdk_backendpb_backend_proto_rawDescOnce sync.Once
@@ -1490,7 +1604,7 @@ func file_plugins_sdk_backendpb_backend_proto_rawDescGZIP() []byte {
 	return file_plugins_sdk_backendpb_backend_proto_rawDescData
 }
 
-var file_plugins_sdk_backendpb_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_plugins_sdk_backendpb_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_plugins_sdk_backendpb_backend_proto_goTypes = []any{
 	(*BackendError)(nil),      // 0: hsmbridge.backend.v1.BackendError
 	(*DescribeRequest)(nil),   // 1: hsmbridge.backend.v1.DescribeRequest
@@ -1516,10 +1630,12 @@ var file_plugins_sdk_backendpb_backend_proto_goTypes = []any{
 	(*DeriveRequest)(nil),     // 21: hsmbridge.backend.v1.DeriveRequest
 	(*RandomRequest)(nil),     // 22: hsmbridge.backend.v1.RandomRequest
 	(*RandomResponse)(nil),    // 23: hsmbridge.backend.v1.RandomResponse
-	nil,                       // 24: hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
+	(*WrapRequest)(nil),       // 24: hsmbridge.backend.v1.WrapRequest
+	(*WrapResponse)(nil),      // 25: hsmbridge.backend.v1.WrapResponse
+	nil,                       // 26: hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
 }
 var file_plugins_sdk_backendpb_backend_proto_depIdxs = []int32{
-	24, // 0: hsmbridge.backend.v1.ConfigureRequest.settings:type_name -> hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
+	26, // 0: hsmbridge.backend.v1.ConfigureRequest.settings:type_name -> hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
 	5,  // 1: hsmbridge.backend.v1.KeyRequest.key:type_name -> hsmbridge.backend.v1.KeyID
 	5,  // 2: hsmbridge.backend.v1.KeyInfo.key:type_name -> hsmbridge.backend.v1.KeyID
 	7,  // 3: hsmbridge.backend.v1.ListKeysResponse.keys:type_name -> hsmbridge.backend.v1.KeyInfo
@@ -1531,39 +1647,44 @@ var file_plugins_sdk_backendpb_backend_proto_depIdxs = []int32{
 	16, // 9: hsmbridge.backend.v1.DecryptRequest.scheme:type_name -> hsmbridge.backend.v1.EncryptionScheme
 	5,  // 10: hsmbridge.backend.v1.AgreeRequest.key:type_name -> hsmbridge.backend.v1.KeyID
 	19, // 11: hsmbridge.backend.v1.DeriveRequest.input:type_name -> hsmbridge.backend.v1.MaskedKey
-	1,  // 12: hsmbridge.backend.v1.Backend.Describe:input_type -> hsmbridge.backend.v1.DescribeRequest
-	3,  // 13: hsmbridge.backend.v1.Backend.Configure:input_type -> hsmbridge.backend.v1.ConfigureRequest
-	6,  // 14: hsmbridge.backend.v1.Backend.GetKey:input_type -> hsmbridge.backend.v1.KeyRequest
-	8,  // 15: hsmbridge.backend.v1.Backend.ListKeys:input_type -> hsmbridge.backend.v1.ListKeysRequest
-	10, // 16: hsmbridge.backend.v1.Backend.CreateKey:input_type -> hsmbridge.backend.v1.CreateKeyRequest
-	11, // 17: hsmbridge.backend.v1.Backend.ImportKey:input_type -> hsmbridge.backend.v1.ImportKeyRequest
-	6,  // 18: hsmbridge.backend.v1.Backend.DeleteKey:input_type -> hsmbridge.backend.v1.KeyRequest
-	14, // 19: hsmbridge.backend.v1.Backend.Sign:input_type -> hsmbridge.backend.v1.SignRequest
-	17, // 20: hsmbridge.backend.v1.Backend.Decrypt:input_type -> hsmbridge.backend.v1.DecryptRequest
-	20, // 21: hsmbridge.backend.v1.Backend.Agree:input_type -> hsmbridge.backend.v1.AgreeRequest
-	21, // 22: hsmbridge.backend.v1.Backend.Derive:input_type -> hsmbridge.backend.v1.DeriveRequest
-	6,  // 23: hsmbridge.backend.v1.Backend.Mask:input_type -> hsmbridge.backend.v1.KeyRequest
-	19, // 24: hsmbridge.backend.v1.Backend.Unmask:input_type -> hsmbridge.backend.v1.MaskedKey
-	22, // 25: hsmbridge.backend.v1.Backend.Random:input_type -> hsmbridge.backend.v1.RandomRequest
-	2,  // 26: hsmbridge.backend.v1.Backend.Describe:output_type -> hsmbridge.backend.v1.DescribeResponse
-	4,  // 27: hsmbridge.backend.v1.Backend.Configure:output_type -> hsmbridge.backend.v1.ConfigureResponse
-	7,  // 28: hsmbridge.backend.v1.Backend.GetKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	9,  // 29: hsmbridge.backend.v1.Backend.ListKeys:output_type -> hsmbridge.backend.v1.ListKeysResponse
-	7,  // 30: hsmbridge.backend.v1.Backend.CreateKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	7,  // 31: hsmbridge.backend.v1.Backend.ImportKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	12, // 32: hsmbridge.backend.v1.Backend.DeleteKey:output_type -> hsmbridge.backend.v1.DeleteKeyResponse
-	15, // 33: hsmbridge.backend.v1.Backend.Sign:output_type -> hsmbridge.backend.v1.SignResponse
-	18, // 34: hsmbridge.backend.v1.Backend.Decrypt:output_type -> hsmbridge.backend.v1.DecryptResponse
-	19, // 35: hsmbridge.backend.v1.Backend.Agree:output_type -> hsmbridge.backend.v1.MaskedKey
-	19, // 36: hsmbridge.backend.v1.Backend.Derive:output_type -> hsmbridge.backend.v1.MaskedKey
-	19, // 37: hsmbridge.backend.v1.Backend.Mask:output_type -> hsmbridge.backend.v1.MaskedKey
-	7,  // 38: hsmbridge.backend.v1.Backend.Unmask:output_type -> hsmbridge.backend.v1.KeyInfo
-	23, // 39: hsmbridge.backend.v1.Backend.Random:output_type -> hsmbridge.backend.v1.RandomResponse
-	26, // [26:40] is the sub-list for method output_type
-	12, // [12:26] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	5,  // 12: hsmbridge.backend.v1.WrapRequest.key:type_name -> hsmbridge.backend.v1.KeyID
+	1,  // 13: hsmbridge.backend.v1.Backend.Describe:input_type -> hsmbridge.backend.v1.DescribeRequest
+	3,  // 14: hsmbridge.backend.v1.Backend.Configure:input_type -> hsmbridge.backend.v1.ConfigureRequest
+	6,  // 15: hsmbridge.backend.v1.Backend.GetKey:input_type -> hsmbridge.backend.v1.KeyRequest
+	8,  // 16: hsmbridge.backend.v1.Backend.ListKeys:input_type -> hsmbridge.backend.v1.ListKeysRequest
+	10, // 17: hsmbridge.backend.v1.Backend.CreateKey:input_type -> hsmbridge.backend.v1.CreateKeyRequest
+	11, // 18: hsmbridge.backend.v1.Backend.ImportKey:input_type -> hsmbridge.backend.v1.ImportKeyRequest
+	6,  // 19: hsmbridge.backend.v1.Backend.DeleteKey:input_type -> hsmbridge.backend.v1.KeyRequest
+	14, // 20: hsmbridge.backend.v1.Backend.Sign:input_type -> hsmbridge.backend.v1.SignRequest
+	17, // 21: hsmbridge.backend.v1.Backend.Decrypt:input_type -> hsmbridge.backend.v1.DecryptRequest
+	20, // 22: hsmbridge.backend.v1.Backend.Agree:input_type -> hsmbridge.backend.v1.AgreeRequest
+	21, // 23: hsmbridge.backend.v1.Backend.Derive:input_type -> hsmbridge.backend.v1.DeriveRequest
+	6,  // 24: hsmbridge.backend.v1.Backend.Mask:input_type -> hsmbridge.backend.v1.KeyRequest
+	19, // 25: hsmbridge.backend.v1.Backend.Unmask:input_type -> hsmbridge.backend.v1.MaskedKey
+	22, // 26: hsmbridge.backend.v1.Backend.Random:input_type -> hsmbridge.backend.v1.RandomRequest
+	24, // 27: hsmbridge.backend.v1.Backend.WrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
+	24, // 28: hsmbridge.backend.v1.Backend.UnwrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
+	2,  // 29: hsmbridge.backend.v1.Backend.Describe:output_type -> hsmbridge.backend.v1.DescribeResponse
+	4,  // 30: hsmbridge.backend.v1.Backend.Configure:output_type -> hsmbridge.backend.v1.ConfigureResponse
+	7,  // 31: hsmbridge.backend.v1.Backend.GetKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	9,  // 32: hsmbridge.backend.v1.Backend.ListKeys:output_type -> hsmbridge.backend.v1.ListKeysResponse
+	7,  // 33: hsmbridge.backend.v1.Backend.CreateKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	7,  // 34: hsmbridge.backend.v1.Backend.ImportKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	12, // 35: hsmbridge.backend.v1.Backend.DeleteKey:output_type -> hsmbridge.backend.v1.DeleteKeyResponse
+	15, // 36: hsmbridge.backend.v1.Backend.Sign:output_type -> hsmbridge.backend.v1.SignResponse
+	18, // 37: hsmbridge.backend.v1.Backend.Decrypt:output_type -> hsmbridge.backend.v1.DecryptResponse
+	19, // 38: hsmbridge.backend.v1.Backend.Agree:output_type -> hsmbridge.backend.v1.MaskedKey
+	19, // 39: hsmbridge.backend.v1.Backend.Derive:output_type -> hsmbridge.backend.v1.MaskedKey
+	19, // 40: hsmbridge.backend.v1.Backend.Mask:output_type -> hsmbridge.backend.v1.MaskedKey
+	7,  // 41: hsmbridge.backend.v1.Backend.Unmask:output_type -> hsmbridge.backend.v1.KeyInfo
+	23, // 42: hsmbridge.backend.v1.Backend.Random:output_type -> hsmbridge.backend.v1.RandomResponse
+	25, // 43: hsmbridge.backend.v1.Backend.WrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
+	25, // 44: hsmbridge.backend.v1.Backend.UnwrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
+	29, // [29:45] is the sub-list for method output_type
+	13, // [13:29] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_plugins_sdk_backendpb_backend_proto_init() }
@@ -1577,7 +1698,7 @@ func file_plugins_sdk_backendpb_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_sdk_backendpb_backend_proto_rawDesc), len(file_plugins_sdk_backendpb_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,6 +40,8 @@ const (
 	Backend_Mask_FullMethodName      = "/hsmbridge.backend.v1.Backend/Mask"
 	Backend_Unmask_FullMethodName    = "/hsmbridge.backend.v1.Backend/Unmask"
 	Backend_Random_FullMethodName    = "/hsmbridge.backend.v1.Backend/Random"
+	Backend_WrapKey_FullMethodName   = "/hsmbridge.backend.v1.Backend/WrapKey"
+	Backend_UnwrapKey_FullMethodName = "/hsmbridge.backend.v1.Backend/UnwrapKey"
 )
 
 // BackendClient is the client API for Backend service.
@@ -60,6 +62,8 @@ type BackendClient interface {
 	Mask(ctx context.Context, in *KeyRequest, opts ...grpc.CallOption) (*MaskedKey, error)
 	Unmask(ctx context.Context, in *MaskedKey, opts ...grpc.CallOption) (*KeyInfo, error)
 	Random(ctx context.Context, in *RandomRequest, opts ...grpc.CallOption) (*RandomResponse, error)
+	WrapKey(ctx context.Context, in *WrapRequest, opts ...grpc.CallOption) (*WrapResponse, error)
+	UnwrapKey(ctx context.Context, in *WrapRequest, opts ...grpc.CallOption) (*WrapResponse, error)
 }
 
 type backendClient struct {
@@ -210,6 +214,26 @@ func (c *backendClient) Random(ctx context.Context, in *RandomRequest, opts ...g
 	return out, nil
 }
 
+func (c *backendClient) WrapKey(ctx context.Context, in *WrapRequest, opts ...grpc.CallOption) (*WrapResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WrapResponse)
+	err := c.cc.Invoke(ctx, Backend_WrapKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backendClient) UnwrapKey(ctx context.Context, in *WrapRequest, opts ...grpc.CallOption) (*WrapResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WrapResponse)
+	err := c.cc.Invoke(ctx, Backend_UnwrapKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -228,6 +252,8 @@ type BackendServer interface {
 	Mask(context.Context, *KeyRequest) (*MaskedKey, error)
 	Unmask(context.Context, *MaskedKey) (*KeyInfo, error)
 	Random(context.Context, *RandomRequest) (*RandomResponse, error)
+	WrapKey(context.Context, *WrapRequest) (*WrapResponse, error)
+	UnwrapKey(context.Context, *WrapRequest) (*WrapResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -279,6 +305,12 @@ func (UnimplementedBackendServer) Unmask(context.Context, *MaskedKey) (*KeyInfo,
 }
 func (UnimplementedBackendServer) Random(context.Context, *RandomRequest) (*RandomResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Random not implemented")
+}
+func (UnimplementedBackendServer) WrapKey(context.Context, *WrapRequest) (*WrapResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WrapKey not implemented")
+}
+func (UnimplementedBackendServer) UnwrapKey(context.Context, *WrapRequest) (*WrapResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnwrapKey not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -553,6 +585,42 @@ func _Backend_Random_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_WrapKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WrapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).WrapKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_WrapKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).WrapKey(ctx, req.(*WrapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backend_UnwrapKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WrapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).UnwrapKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_UnwrapKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).UnwrapKey(ctx, req.(*WrapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -615,6 +683,14 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Random",
 			Handler:    _Backend_Random_Handler,
+		},
+		{
+			MethodName: "WrapKey",
+			Handler:    _Backend_WrapKey_Handler,
+		},
+		{
+			MethodName: "UnwrapKey",
+			Handler:    _Backend_UnwrapKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
