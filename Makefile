@@ -21,6 +21,8 @@ go-binaries:
 	@mkdir -p $(BUILD)/bin $(BUILD)/plugins
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/bin/hsmhost ./cmd/hsmhost
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-simulator ./plugins/simulator/cmd/hsmbridge-simulator
+	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-mhsm ./plugins/mhsm/cmd/hsmbridge-mhsm
+	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/bin/mhsm-standin ./cmd/mhsm-standin
 
 # The provider module (C): one object installed as hsmbridge.so,
 # akv_provider.so and azihsm_provider.so.
