@@ -83,6 +83,13 @@ type RandomSource interface {
 	Random(ctx context.Context, n int) ([]byte, error)
 }
 
+// Diagnoser checks a backend's own prerequisites for a namespace (an HSM):
+// credentials, token, reachability. hsmhost doctor shows the results and
+// then exercises the keys itself.
+type Diagnoser interface {
+	Diagnose(ctx context.Context, namespace string) ([]core.Check, error)
+}
+
 // Configurer receives the backend's settings from the host's config before
 // any other call.
 type Configurer interface {

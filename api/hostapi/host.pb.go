@@ -381,6 +381,7 @@ type Request struct {
 	//	*Request_ImportKey
 	//	*Request_ListKeys
 	//	*Request_DeleteKey
+	//	*Request_Diagnose
 	Op            isRequest_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -529,6 +530,15 @@ func (x *Request) GetDeleteKey() *DeleteKeyRequest {
 	return nil
 }
 
+func (x *Request) GetDiagnose() *DiagnoseRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_Diagnose); ok {
+			return x.Diagnose
+		}
+	}
+	return nil
+}
+
 type isRequest_Op interface {
 	isRequest_Op()
 }
@@ -577,6 +587,10 @@ type Request_DeleteKey struct {
 	DeleteKey *DeleteKeyRequest `protobuf:"bytes,23,opt,name=delete_key,json=deleteKey,proto3,oneof"`
 }
 
+type Request_Diagnose struct {
+	Diagnose *DiagnoseRequest `protobuf:"bytes,24,opt,name=diagnose,proto3,oneof"`
+}
+
 func (*Request_Hello) isRequest_Op() {}
 
 func (*Request_GetKey) isRequest_Op() {}
@@ -599,6 +613,8 @@ func (*Request_ListKeys) isRequest_Op() {}
 
 func (*Request_DeleteKey) isRequest_Op() {}
 
+func (*Request_Diagnose) isRequest_Op() {}
+
 type Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -615,6 +631,7 @@ type Response struct {
 	//	*Response_Wrapped
 	//	*Response_KeyList
 	//	*Response_Deleted
+	//	*Response_Diagnosis
 	Result        isResponse_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -750,6 +767,15 @@ func (x *Response) GetDeleted() *DeleteKeyResponse {
 	return nil
 }
 
+func (x *Response) GetDiagnosis() *Diagnosis {
+	if x != nil {
+		if x, ok := x.Result.(*Response_Diagnosis); ok {
+			return x.Diagnosis
+		}
+	}
+	return nil
+}
+
 type isResponse_Result interface {
 	isResponse_Result()
 }
@@ -786,6 +812,10 @@ type Response_Deleted struct {
 	Deleted *DeleteKeyResponse `protobuf:"bytes,23,opt,name=deleted,proto3,oneof"`
 }
 
+type Response_Diagnosis struct {
+	Diagnosis *Diagnosis `protobuf:"bytes,24,opt,name=diagnosis,proto3,oneof"`
+}
+
 func (*Response_Hello) isResponse_Result() {}
 
 func (*Response_Key) isResponse_Result() {}
@@ -801,6 +831,8 @@ func (*Response_Wrapped) isResponse_Result() {}
 func (*Response_KeyList) isResponse_Result() {}
 
 func (*Response_Deleted) isResponse_Result() {}
+
+func (*Response_Diagnosis) isResponse_Result() {}
 
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2087,11 +2119,186 @@ func (x *DeleteKeyResponse) GetVersions() int32 {
 	return 0
 }
 
+// Asks the backend that serves a reference prefix (e.g. "managedhsm:MyHSM:")
+// to check its own prerequisites for that namespace.
+type DiagnoseRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ReferencePrefix string                 `protobuf:"bytes,1,opt,name=reference_prefix,json=referencePrefix,proto3" json:"reference_prefix,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DiagnoseRequest) Reset() {
+	*x = DiagnoseRequest{}
+	mi := &file_api_hostapi_host_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiagnoseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiagnoseRequest) ProtoMessage() {}
+
+func (x *DiagnoseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiagnoseRequest.ProtoReflect.Descriptor instead.
+func (*DiagnoseRequest) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DiagnoseRequest) GetReferencePrefix() string {
+	if x != nil {
+		return x.ReferencePrefix
+	}
+	return ""
+}
+
+type Check struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ok            bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	Fix           string                 `protobuf:"bytes,4,opt,name=fix,proto3" json:"fix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Check) Reset() {
+	*x = Check{}
+	mi := &file_api_hostapi_host_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Check) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Check) ProtoMessage() {}
+
+func (x *Check) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Check.ProtoReflect.Descriptor instead.
+func (*Check) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Check) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Check) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *Check) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *Check) GetFix() string {
+	if x != nil {
+		return x.Fix
+	}
+	return ""
+}
+
+type Diagnosis struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Backend string                 `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
+	// Whether the backend implements diagnosis at all.
+	Supported     bool     `protobuf:"varint,2,opt,name=supported,proto3" json:"supported,omitempty"`
+	Checks        []*Check `protobuf:"bytes,3,rep,name=checks,proto3" json:"checks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Diagnosis) Reset() {
+	*x = Diagnosis{}
+	mi := &file_api_hostapi_host_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Diagnosis) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Diagnosis) ProtoMessage() {}
+
+func (x *Diagnosis) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Diagnosis.ProtoReflect.Descriptor instead.
+func (*Diagnosis) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Diagnosis) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *Diagnosis) GetSupported() bool {
+	if x != nil {
+		return x.Supported
+	}
+	return false
+}
+
+func (x *Diagnosis) GetChecks() []*Check {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
 var File_api_hostapi_host_proto protoreflect.FileDescriptor
 
 const file_api_hostapi_host_proto_rawDesc = "" +
 	"\n" +
-	"\x16api/hostapi/host.proto\x12\x11hsmbridge.host.v1\"\xdf\x05\n" +
+	"\x16api/hostapi/host.proto\x12\x11hsmbridge.host.v1\"\xa1\x06\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x127\n" +
 	"\x05hello\x18\n" +
@@ -2109,8 +2316,9 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"import_key\x18\x15 \x01(\v2#.hsmbridge.host.v1.ImportKeyRequestH\x00R\timportKey\x12A\n" +
 	"\tlist_keys\x18\x16 \x01(\v2\".hsmbridge.host.v1.ListKeysRequestH\x00R\blistKeys\x12D\n" +
 	"\n" +
-	"delete_key\x18\x17 \x01(\v2#.hsmbridge.host.v1.DeleteKeyRequestH\x00R\tdeleteKeyB\x04\n" +
-	"\x02op\"\xe0\x04\n" +
+	"delete_key\x18\x17 \x01(\v2#.hsmbridge.host.v1.DeleteKeyRequestH\x00R\tdeleteKey\x12@\n" +
+	"\bdiagnose\x18\x18 \x01(\v2\".hsmbridge.host.v1.DiagnoseRequestH\x00R\bdiagnoseB\x04\n" +
+	"\x02op\"\x9e\x05\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
 	"\x05error\x18\x02 \x01(\v2\x18.hsmbridge.host.v1.ErrorR\x05error\x121\n" +
@@ -2123,7 +2331,8 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\x06random\x18\x0e \x01(\v2!.hsmbridge.host.v1.RandomResponseH\x00R\x06random\x12>\n" +
 	"\awrapped\x18\x0f \x01(\v2\".hsmbridge.host.v1.WrapKeyResponseH\x00R\awrapped\x127\n" +
 	"\bkey_list\x18\x16 \x01(\v2\x1a.hsmbridge.host.v1.KeyListH\x00R\akeyList\x12@\n" +
-	"\adeleted\x18\x17 \x01(\v2$.hsmbridge.host.v1.DeleteKeyResponseH\x00R\adeletedB\b\n" +
+	"\adeleted\x18\x17 \x01(\v2$.hsmbridge.host.v1.DeleteKeyResponseH\x00R\adeleted\x12<\n" +
+	"\tdiagnosis\x18\x18 \x01(\v2\x1c.hsmbridge.host.v1.DiagnosisH\x00R\tdiagnosisB\b\n" +
 	"\x06result\"m\n" +
 	"\x05Error\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.hsmbridge.host.v1.ErrorKindR\x04kind\x12\x18\n" +
@@ -2211,7 +2420,18 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\x10DeleteKeyRequest\x12\x1c\n" +
 	"\treference\x18\x01 \x01(\tR\treference\"/\n" +
 	"\x11DeleteKeyResponse\x12\x1a\n" +
-	"\bversions\x18\x01 \x01(\x05R\bversions*K\n" +
+	"\bversions\x18\x01 \x01(\x05R\bversions\"<\n" +
+	"\x0fDiagnoseRequest\x12)\n" +
+	"\x10reference_prefix\x18\x01 \x01(\tR\x0freferencePrefix\"U\n" +
+	"\x05Check\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x10\n" +
+	"\x03fix\x18\x04 \x01(\tR\x03fix\"u\n" +
+	"\tDiagnosis\x12\x18\n" +
+	"\abackend\x18\x01 \x01(\tR\abackend\x12\x1c\n" +
+	"\tsupported\x18\x02 \x01(\bR\tsupported\x120\n" +
+	"\x06checks\x18\x03 \x03(\v2\x18.hsmbridge.host.v1.CheckR\x06checks*K\n" +
 	"\x0fProtocolVersion\x12 \n" +
 	"\x1cPROTOCOL_VERSION_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12PROTOCOL_VERSION_1\x10\x01*\xf2\x02\n" +
@@ -2264,7 +2484,7 @@ func file_api_hostapi_host_proto_rawDescGZIP() []byte {
 }
 
 var file_api_hostapi_host_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_hostapi_host_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_api_hostapi_host_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_api_hostapi_host_proto_goTypes = []any{
 	(ProtocolVersion)(0),      // 0: hsmbridge.host.v1.ProtocolVersion
 	(ErrorKind)(0),            // 1: hsmbridge.host.v1.ErrorKind
@@ -2296,6 +2516,9 @@ var file_api_hostapi_host_proto_goTypes = []any{
 	(*ListKeysRequest)(nil),   // 27: hsmbridge.host.v1.ListKeysRequest
 	(*DeleteKeyRequest)(nil),  // 28: hsmbridge.host.v1.DeleteKeyRequest
 	(*DeleteKeyResponse)(nil), // 29: hsmbridge.host.v1.DeleteKeyResponse
+	(*DiagnoseRequest)(nil),   // 30: hsmbridge.host.v1.DiagnoseRequest
+	(*Check)(nil),             // 31: hsmbridge.host.v1.Check
+	(*Diagnosis)(nil),         // 32: hsmbridge.host.v1.Diagnosis
 }
 var file_api_hostapi_host_proto_depIdxs = []int32{
 	12, // 0: hsmbridge.host.v1.Request.hello:type_name -> hsmbridge.host.v1.HelloRequest
@@ -2309,35 +2532,38 @@ var file_api_hostapi_host_proto_depIdxs = []int32{
 	26, // 8: hsmbridge.host.v1.Request.import_key:type_name -> hsmbridge.host.v1.ImportKeyRequest
 	27, // 9: hsmbridge.host.v1.Request.list_keys:type_name -> hsmbridge.host.v1.ListKeysRequest
 	28, // 10: hsmbridge.host.v1.Request.delete_key:type_name -> hsmbridge.host.v1.DeleteKeyRequest
-	8,  // 11: hsmbridge.host.v1.Response.error:type_name -> hsmbridge.host.v1.Error
-	9,  // 12: hsmbridge.host.v1.Response.timing:type_name -> hsmbridge.host.v1.Timing
-	13, // 13: hsmbridge.host.v1.Response.hello:type_name -> hsmbridge.host.v1.HelloResponse
-	14, // 14: hsmbridge.host.v1.Response.key:type_name -> hsmbridge.host.v1.KeyInfo
-	18, // 15: hsmbridge.host.v1.Response.sign:type_name -> hsmbridge.host.v1.SignResponse
-	20, // 16: hsmbridge.host.v1.Response.decrypt:type_name -> hsmbridge.host.v1.DecryptResponse
-	22, // 17: hsmbridge.host.v1.Response.random:type_name -> hsmbridge.host.v1.RandomResponse
-	24, // 18: hsmbridge.host.v1.Response.wrapped:type_name -> hsmbridge.host.v1.WrapKeyResponse
-	15, // 19: hsmbridge.host.v1.Response.key_list:type_name -> hsmbridge.host.v1.KeyList
-	29, // 20: hsmbridge.host.v1.Response.deleted:type_name -> hsmbridge.host.v1.DeleteKeyResponse
-	1,  // 21: hsmbridge.host.v1.Error.kind:type_name -> hsmbridge.host.v1.ErrorKind
-	4,  // 22: hsmbridge.host.v1.SignatureScheme.padding:type_name -> hsmbridge.host.v1.SignaturePadding
-	3,  // 23: hsmbridge.host.v1.SignatureScheme.hash:type_name -> hsmbridge.host.v1.Hash
-	3,  // 24: hsmbridge.host.v1.SignatureScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
-	5,  // 25: hsmbridge.host.v1.EncryptionScheme.padding:type_name -> hsmbridge.host.v1.EncryptionPadding
-	3,  // 26: hsmbridge.host.v1.EncryptionScheme.oaep_hash:type_name -> hsmbridge.host.v1.Hash
-	3,  // 27: hsmbridge.host.v1.EncryptionScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
-	0,  // 28: hsmbridge.host.v1.HelloRequest.version:type_name -> hsmbridge.host.v1.ProtocolVersion
-	0,  // 29: hsmbridge.host.v1.HelloResponse.version:type_name -> hsmbridge.host.v1.ProtocolVersion
-	2,  // 30: hsmbridge.host.v1.KeyInfo.key_type:type_name -> hsmbridge.host.v1.KeyType
-	14, // 31: hsmbridge.host.v1.KeyList.keys:type_name -> hsmbridge.host.v1.KeyInfo
-	10, // 32: hsmbridge.host.v1.SignRequest.scheme:type_name -> hsmbridge.host.v1.SignatureScheme
-	11, // 33: hsmbridge.host.v1.DecryptRequest.scheme:type_name -> hsmbridge.host.v1.EncryptionScheme
-	2,  // 34: hsmbridge.host.v1.CreateKeyRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	30, // 11: hsmbridge.host.v1.Request.diagnose:type_name -> hsmbridge.host.v1.DiagnoseRequest
+	8,  // 12: hsmbridge.host.v1.Response.error:type_name -> hsmbridge.host.v1.Error
+	9,  // 13: hsmbridge.host.v1.Response.timing:type_name -> hsmbridge.host.v1.Timing
+	13, // 14: hsmbridge.host.v1.Response.hello:type_name -> hsmbridge.host.v1.HelloResponse
+	14, // 15: hsmbridge.host.v1.Response.key:type_name -> hsmbridge.host.v1.KeyInfo
+	18, // 16: hsmbridge.host.v1.Response.sign:type_name -> hsmbridge.host.v1.SignResponse
+	20, // 17: hsmbridge.host.v1.Response.decrypt:type_name -> hsmbridge.host.v1.DecryptResponse
+	22, // 18: hsmbridge.host.v1.Response.random:type_name -> hsmbridge.host.v1.RandomResponse
+	24, // 19: hsmbridge.host.v1.Response.wrapped:type_name -> hsmbridge.host.v1.WrapKeyResponse
+	15, // 20: hsmbridge.host.v1.Response.key_list:type_name -> hsmbridge.host.v1.KeyList
+	29, // 21: hsmbridge.host.v1.Response.deleted:type_name -> hsmbridge.host.v1.DeleteKeyResponse
+	32, // 22: hsmbridge.host.v1.Response.diagnosis:type_name -> hsmbridge.host.v1.Diagnosis
+	1,  // 23: hsmbridge.host.v1.Error.kind:type_name -> hsmbridge.host.v1.ErrorKind
+	4,  // 24: hsmbridge.host.v1.SignatureScheme.padding:type_name -> hsmbridge.host.v1.SignaturePadding
+	3,  // 25: hsmbridge.host.v1.SignatureScheme.hash:type_name -> hsmbridge.host.v1.Hash
+	3,  // 26: hsmbridge.host.v1.SignatureScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
+	5,  // 27: hsmbridge.host.v1.EncryptionScheme.padding:type_name -> hsmbridge.host.v1.EncryptionPadding
+	3,  // 28: hsmbridge.host.v1.EncryptionScheme.oaep_hash:type_name -> hsmbridge.host.v1.Hash
+	3,  // 29: hsmbridge.host.v1.EncryptionScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
+	0,  // 30: hsmbridge.host.v1.HelloRequest.version:type_name -> hsmbridge.host.v1.ProtocolVersion
+	0,  // 31: hsmbridge.host.v1.HelloResponse.version:type_name -> hsmbridge.host.v1.ProtocolVersion
+	2,  // 32: hsmbridge.host.v1.KeyInfo.key_type:type_name -> hsmbridge.host.v1.KeyType
+	14, // 33: hsmbridge.host.v1.KeyList.keys:type_name -> hsmbridge.host.v1.KeyInfo
+	10, // 34: hsmbridge.host.v1.SignRequest.scheme:type_name -> hsmbridge.host.v1.SignatureScheme
+	11, // 35: hsmbridge.host.v1.DecryptRequest.scheme:type_name -> hsmbridge.host.v1.EncryptionScheme
+	2,  // 36: hsmbridge.host.v1.CreateKeyRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
+	31, // 37: hsmbridge.host.v1.Diagnosis.checks:type_name -> hsmbridge.host.v1.Check
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_api_hostapi_host_proto_init() }
@@ -2357,6 +2583,7 @@ func file_api_hostapi_host_proto_init() {
 		(*Request_ImportKey)(nil),
 		(*Request_ListKeys)(nil),
 		(*Request_DeleteKey)(nil),
+		(*Request_Diagnose)(nil),
 	}
 	file_api_hostapi_host_proto_msgTypes[1].OneofWrappers = []any{
 		(*Response_Hello)(nil),
@@ -2367,6 +2594,7 @@ func file_api_hostapi_host_proto_init() {
 		(*Response_Wrapped)(nil),
 		(*Response_KeyList)(nil),
 		(*Response_Deleted)(nil),
+		(*Response_Diagnosis)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2374,7 +2602,7 @@ func file_api_hostapi_host_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hostapi_host_proto_rawDesc), len(file_api_hostapi_host_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

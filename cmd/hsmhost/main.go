@@ -64,6 +64,8 @@ commands:
   key delete REF
   key ref REF [--offline] [--out FILE]
         key commands talk to a running hsmhost; all take [--socket PATH]
+  doctor [NAMESPACE ...]
+        check credentials, reachability and every key of each namespace
   version
 `
 
@@ -82,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stderr)
 	case "key":
 		err = keyCommand(args[1:], stdout, stderr)
+	case "doctor":
+		err = doctorCommand(args[1:], stdout, stderr)
 	case "plugin":
 		err = pluginCommand(args[1:])
 	case "version", "--version", "-version":

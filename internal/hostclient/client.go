@@ -244,6 +244,19 @@ func (c *Client) wrapKey(ctx context.Context, req *hostapi.Request) ([]byte, err
 	return resp.GetWrapped().GetData(), nil
 }
 
+// Diagnose asks the backend serving a namespace ("managedhsm:MyHSM") to
+// check its own prerequisites.
+func (c *Client) Diagnose(ctx context.Context, namespaceRef string) (*hostapi.Diagnosis, error) {
+	resp, err := c.Do(ctx, &hostapi.Request{Op: &hostapi.Request_Diagnose{Diagnose: &hostapi.DiagnoseRequest{ReferencePrefix: namespaceRef}}})
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetDiagnosis() == nil {
+		return nil, unexpected(resp)
+	}
+	return resp.GetDiagnosis(), nil
+}
+
 // Random draws n bytes from the backend of ref (empty: the default).
 func (c *Client) Random(ctx context.Context, ref string, n int) ([]byte, error) {
 	if n < 0 || n > 1<<30 {

@@ -408,6 +408,44 @@ func (s *Service) wrapKey(ctx context.Context, ref, version string, data []byte,
 	return out, wrap(c.ref.String(), c.backend.Name(), err)
 }
 
+// Diagnosis is what a backend says about its own prerequisites.
+type Diagnosis struct {
+	Backend   string
+	Supported bool
+	Checks    []core.Check
+}
+
+// Diagnose asks the backend that serves a namespace (given as
+// "managedhsm:MyHSM" or "managedhsm:MyHSM:") to check itself.
+func (s *Service) Diagnose(ctx context.Context, namespaceRef string) (Diagnosis, error) {
+	probe := strings.TrimSuffix(namespaceRef, ":") + ":hsmbridge-doctor"
+	r, err := core.ParseKeyRef(probe)
+	if err != nil || r.Version != "" {
+		return Diagnosis{}, core.Errorf(core.KindInvalidReference, "%q does not name a namespace; expected e.g. managedhsm:MyHSM", namespaceRef)
+	}
+	t, done, err := s.acquire()
+	if err != nil {
+		return Diagnosis{}, err
+	}
+	defer done()
+	b, err := t.route(r.String())
+	if err != nil {
+		return Diagnosis{}, err
+	}
+	d, ok := b.(ports.Diagnoser)
+	if !ok {
+		return Diagnosis{Backend: b.Name()}, nil
+	}
+	checks, err := d.Diagnose(ctx, r.Namespace)
+	if errors.Is(err, core.ErrUnsupported) {
+		return Diagnosis{Backend: b.Name()}, nil
+	}
+	if err != nil {
+		return Diagnosis{}, wrap(strings.TrimSuffix(namespaceRef, ":"), b.Name(), err)
+	}
+	return Diagnosis{Backend: b.Name(), Supported: true, Checks: checks}, nil
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {

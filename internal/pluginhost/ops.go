@@ -81,3 +81,7 @@ func (b *Backend) WrapKey(ctx context.Context, id core.KeyID, key []byte, alg co
 func (b *Backend) UnwrapKey(ctx context.Context, id core.KeyID, wrapped []byte, alg core.WrapAlgorithm) ([]byte, error) {
 	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]byte, error) { return c.UnwrapKey(ctx, id, wrapped, alg) })
 }
+
+func (b *Backend) Diagnose(ctx context.Context, namespace string) ([]core.Check, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]core.Check, error) { return c.Diagnose(ctx, namespace) })
+}

@@ -308,6 +308,17 @@ func (s *Server) handle(req *hostapi.Request, start time.Time) (resp *hostapi.Re
 		}
 		return &hostapi.Response{Id: id, Result: &hostapi.Response_KeyList{KeyList: list}}
 
+	case *hostapi.Request_Diagnose:
+		d, err := svc.Diagnose(ctx, op.Diagnose.GetReferencePrefix())
+		if err != nil {
+			return fail(err)
+		}
+		out := &hostapi.Diagnosis{Backend: d.Backend, Supported: d.Supported}
+		for _, c := range d.Checks {
+			out.Checks = append(out.Checks, &hostapi.Check{Name: c.Name, Ok: c.OK, Detail: c.Detail, Fix: c.Fix})
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Diagnosis{Diagnosis: out}}
+
 	case *hostapi.Request_DeleteKey:
 		n, err := svc.DeleteKey(ctx, op.DeleteKey.GetReference())
 		if err != nil {
@@ -354,6 +365,8 @@ func opName(req *hostapi.Request) string {
 		return "list_keys"
 	case *hostapi.Request_DeleteKey:
 		return "delete_key"
+	case *hostapi.Request_Diagnose:
+		return "diagnose"
 	}
 	return "unknown"
 }

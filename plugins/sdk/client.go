@@ -208,3 +208,18 @@ func (c *Client) UnwrapKey(ctx context.Context, id core.KeyID, wrapped []byte, a
 	}
 	return r.GetData(), nil
 }
+
+// Diagnose runs the plugin's self-diagnosis; a plugin without one answers
+// with a KindUnsupported error. It is not an operation a plugin declares:
+// every plugin may be asked.
+func (c *Client) Diagnose(ctx context.Context, namespace string) ([]core.Check, error) {
+	r, err := c.rpc.Diagnose(ctx, &pb.DiagnoseRequest{Namespace: namespace})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := make([]core.Check, len(r.GetChecks()))
+	for i, ch := range r.GetChecks() {
+		out[i] = core.Check{Name: ch.GetName(), OK: ch.GetOk(), Detail: ch.GetDetail(), Fix: ch.GetFix()}
+	}
+	return out, nil
+}

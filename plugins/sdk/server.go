@@ -235,3 +235,19 @@ func (s *server) wrap(ctx context.Context, r *pb.WrapRequest, op core.Operation)
 	}
 	return &pb.WrapResponse{Data: out}, nil
 }
+
+func (s *server) Diagnose(ctx context.Context, r *pb.DiagnoseRequest) (*pb.DiagnoseResponse, error) {
+	d, ok := s.impl.(ports.Diagnoser)
+	if !ok {
+		return nil, toStatus(core.Errorf(core.KindUnsupported, "backend has no self-diagnosis"))
+	}
+	checks, err := d.Diagnose(ctx, r.GetNamespace())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &pb.DiagnoseResponse{}
+	for _, c := range checks {
+		out.Checks = append(out.Checks, &pb.Check{Name: c.Name, Ok: c.OK, Detail: c.Detail, Fix: c.Fix})
+	}
+	return out, nil
+}

@@ -1087,7 +1087,142 @@ void   hsmbridge__host__v1__delete_key_response__free_unpacked
   assert(message->base.descriptor == &hsmbridge__host__v1__delete_key_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descriptors[12] =
+void   hsmbridge__host__v1__diagnose_request__init
+                     (Hsmbridge__Host__V1__DiagnoseRequest         *message)
+{
+  static const Hsmbridge__Host__V1__DiagnoseRequest init_value = HSMBRIDGE__HOST__V1__DIAGNOSE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__diagnose_request__get_packed_size
+                     (const Hsmbridge__Host__V1__DiagnoseRequest *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__diagnose_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__diagnose_request__pack
+                     (const Hsmbridge__Host__V1__DiagnoseRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__diagnose_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__diagnose_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__DiagnoseRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__diagnose_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__DiagnoseRequest *
+       hsmbridge__host__v1__diagnose_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__DiagnoseRequest *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__diagnose_request__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__diagnose_request__free_unpacked
+                     (Hsmbridge__Host__V1__DiagnoseRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__diagnose_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   hsmbridge__host__v1__check__init
+                     (Hsmbridge__Host__V1__Check         *message)
+{
+  static const Hsmbridge__Host__V1__Check init_value = HSMBRIDGE__HOST__V1__CHECK__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__check__get_packed_size
+                     (const Hsmbridge__Host__V1__Check *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__check__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__check__pack
+                     (const Hsmbridge__Host__V1__Check *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__check__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__check__pack_to_buffer
+                     (const Hsmbridge__Host__V1__Check *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__check__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__Check *
+       hsmbridge__host__v1__check__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__Check *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__check__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__check__free_unpacked
+                     (Hsmbridge__Host__V1__Check *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__check__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   hsmbridge__host__v1__diagnosis__init
+                     (Hsmbridge__Host__V1__Diagnosis         *message)
+{
+  static const Hsmbridge__Host__V1__Diagnosis init_value = HSMBRIDGE__HOST__V1__DIAGNOSIS__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__diagnosis__get_packed_size
+                     (const Hsmbridge__Host__V1__Diagnosis *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__diagnosis__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__diagnosis__pack
+                     (const Hsmbridge__Host__V1__Diagnosis *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__diagnosis__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__diagnosis__pack_to_buffer
+                     (const Hsmbridge__Host__V1__Diagnosis *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__diagnosis__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__Diagnosis *
+       hsmbridge__host__v1__diagnosis__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__Diagnosis *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__diagnosis__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__diagnosis__free_unpacked
+                     (Hsmbridge__Host__V1__Diagnosis *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__diagnosis__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descriptors[13] =
 {
   {
     "id",
@@ -1233,11 +1368,24 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descri
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "diagnose",
+    24,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Request, op_case),
+    offsetof(Hsmbridge__Host__V1__Request, diagnose),
+    &hsmbridge__host__v1__diagnose_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hsmbridge__host__v1__request__field_indices_by_name[] = {
   8,   /* field[8] = create_key */
   4,   /* field[4] = decrypt */
   11,   /* field[11] = delete_key */
+  12,   /* field[12] = diagnose */
   2,   /* field[2] = get_key */
   1,   /* field[1] = hello */
   0,   /* field[0] = id */
@@ -1253,7 +1401,7 @@ static const ProtobufCIntRange hsmbridge__host__v1__request__number_ranges[3 + 1
   { 1, 0 },
   { 10, 1 },
   { 20, 8 },
-  { 0, 12 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__request__descriptor =
 {
@@ -1263,14 +1411,14 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__request__descriptor =
   "Hsmbridge__Host__V1__Request",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__Request),
-  12,
+  13,
   hsmbridge__host__v1__request__field_descriptors,
   hsmbridge__host__v1__request__field_indices_by_name,
   3,  hsmbridge__host__v1__request__number_ranges,
   (ProtobufCMessageInit) hsmbridge__host__v1__request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descriptors[11] =
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descriptors[12] =
 {
   {
     "id",
@@ -1404,10 +1552,23 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descr
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "diagnosis",
+    24,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Response, result_case),
+    offsetof(Hsmbridge__Host__V1__Response, diagnosis),
+    &hsmbridge__host__v1__diagnosis__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hsmbridge__host__v1__response__field_indices_by_name[] = {
   6,   /* field[6] = decrypt */
   10,   /* field[10] = deleted */
+  11,   /* field[11] = diagnosis */
   1,   /* field[1] = error */
   3,   /* field[3] = hello */
   0,   /* field[0] = id */
@@ -1423,7 +1584,7 @@ static const ProtobufCIntRange hsmbridge__host__v1__response__number_ranges[3 + 
   { 1, 0 },
   { 10, 3 },
   { 22, 9 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__response__descriptor =
 {
@@ -1433,7 +1594,7 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__response__descriptor =
   "Hsmbridge__Host__V1__Response",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__Response),
-  11,
+  12,
   hsmbridge__host__v1__response__field_descriptors,
   hsmbridge__host__v1__response__field_indices_by_name,
   3,  hsmbridge__host__v1__response__number_ranges,
@@ -2755,6 +2916,185 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__delete_key_response__descr
   hsmbridge__host__v1__delete_key_response__field_indices_by_name,
   1,  hsmbridge__host__v1__delete_key_response__number_ranges,
   (ProtobufCMessageInit) hsmbridge__host__v1__delete_key_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__diagnose_request__field_descriptors[1] =
+{
+  {
+    "reference_prefix",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__DiagnoseRequest, reference_prefix),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__diagnose_request__field_indices_by_name[] = {
+  0,   /* field[0] = reference_prefix */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__diagnose_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__diagnose_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.DiagnoseRequest",
+  "DiagnoseRequest",
+  "Hsmbridge__Host__V1__DiagnoseRequest",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__DiagnoseRequest),
+  1,
+  hsmbridge__host__v1__diagnose_request__field_descriptors,
+  hsmbridge__host__v1__diagnose_request__field_indices_by_name,
+  1,  hsmbridge__host__v1__diagnose_request__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__diagnose_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__check__field_descriptors[4] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__Check, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ok",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__Check, ok),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detail",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__Check, detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "fix",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__Check, fix),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__check__field_indices_by_name[] = {
+  2,   /* field[2] = detail */
+  3,   /* field[3] = fix */
+  0,   /* field[0] = name */
+  1,   /* field[1] = ok */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__check__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__check__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.Check",
+  "Check",
+  "Hsmbridge__Host__V1__Check",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__Check),
+  4,
+  hsmbridge__host__v1__check__field_descriptors,
+  hsmbridge__host__v1__check__field_indices_by_name,
+  1,  hsmbridge__host__v1__check__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__check__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__diagnosis__field_descriptors[3] =
+{
+  {
+    "backend",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__Diagnosis, backend),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "supported",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__Diagnosis, supported),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "checks",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Diagnosis, n_checks),
+    offsetof(Hsmbridge__Host__V1__Diagnosis, checks),
+    &hsmbridge__host__v1__check__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__diagnosis__field_indices_by_name[] = {
+  0,   /* field[0] = backend */
+  2,   /* field[2] = checks */
+  1,   /* field[1] = supported */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__diagnosis__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__diagnosis__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.Diagnosis",
+  "Diagnosis",
+  "Hsmbridge__Host__V1__Diagnosis",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__Diagnosis),
+  3,
+  hsmbridge__host__v1__diagnosis__field_descriptors,
+  hsmbridge__host__v1__diagnosis__field_indices_by_name,
+  1,  hsmbridge__host__v1__diagnosis__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__diagnosis__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue hsmbridge__host__v1__protocol_version__enum_values_by_number[2] =

@@ -39,6 +39,9 @@ typedef struct Hsmbridge__Host__V1__ImportKeyRequest Hsmbridge__Host__V1__Import
 typedef struct Hsmbridge__Host__V1__ListKeysRequest Hsmbridge__Host__V1__ListKeysRequest;
 typedef struct Hsmbridge__Host__V1__DeleteKeyRequest Hsmbridge__Host__V1__DeleteKeyRequest;
 typedef struct Hsmbridge__Host__V1__DeleteKeyResponse Hsmbridge__Host__V1__DeleteKeyResponse;
+typedef struct Hsmbridge__Host__V1__DiagnoseRequest Hsmbridge__Host__V1__DiagnoseRequest;
+typedef struct Hsmbridge__Host__V1__Check Hsmbridge__Host__V1__Check;
+typedef struct Hsmbridge__Host__V1__Diagnosis Hsmbridge__Host__V1__Diagnosis;
 
 
 /* --- enums --- */
@@ -110,7 +113,8 @@ typedef enum {
   HSMBRIDGE__HOST__V1__REQUEST__OP_CREATE_KEY = 20,
   HSMBRIDGE__HOST__V1__REQUEST__OP_IMPORT_KEY = 21,
   HSMBRIDGE__HOST__V1__REQUEST__OP_LIST_KEYS = 22,
-  HSMBRIDGE__HOST__V1__REQUEST__OP_DELETE_KEY = 23
+  HSMBRIDGE__HOST__V1__REQUEST__OP_DELETE_KEY = 23,
+  HSMBRIDGE__HOST__V1__REQUEST__OP_DIAGNOSE = 24
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HSMBRIDGE__HOST__V1__REQUEST__OP__CASE)
 } Hsmbridge__Host__V1__Request__OpCase;
 
@@ -131,6 +135,7 @@ struct  Hsmbridge__Host__V1__Request
     Hsmbridge__Host__V1__ImportKeyRequest *import_key;
     Hsmbridge__Host__V1__ListKeysRequest *list_keys;
     Hsmbridge__Host__V1__DeleteKeyRequest *delete_key;
+    Hsmbridge__Host__V1__DiagnoseRequest *diagnose;
   };
 };
 #define HSMBRIDGE__HOST__V1__REQUEST__INIT \
@@ -147,7 +152,8 @@ typedef enum {
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_RANDOM = 14,
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_WRAPPED = 15,
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_KEY_LIST = 22,
-  HSMBRIDGE__HOST__V1__RESPONSE__RESULT_DELETED = 23
+  HSMBRIDGE__HOST__V1__RESPONSE__RESULT_DELETED = 23,
+  HSMBRIDGE__HOST__V1__RESPONSE__RESULT_DIAGNOSIS = 24
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HSMBRIDGE__HOST__V1__RESPONSE__RESULT__CASE)
 } Hsmbridge__Host__V1__Response__ResultCase;
 
@@ -170,6 +176,7 @@ struct  Hsmbridge__Host__V1__Response
     Hsmbridge__Host__V1__WrapKeyResponse *wrapped;
     Hsmbridge__Host__V1__KeyList *key_list;
     Hsmbridge__Host__V1__DeleteKeyResponse *deleted;
+    Hsmbridge__Host__V1__Diagnosis *diagnosis;
   };
 };
 #define HSMBRIDGE__HOST__V1__RESPONSE__INIT \
@@ -500,6 +507,49 @@ struct  Hsmbridge__Host__V1__DeleteKeyResponse
 #define HSMBRIDGE__HOST__V1__DELETE_KEY_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__delete_key_response__descriptor) \
     , 0 }
+
+
+/*
+ * Asks the backend that serves a reference prefix (e.g. "managedhsm:MyHSM:")
+ * to check its own prerequisites for that namespace.
+ */
+struct  Hsmbridge__Host__V1__DiagnoseRequest
+{
+  ProtobufCMessage base;
+  char *reference_prefix;
+};
+#define HSMBRIDGE__HOST__V1__DIAGNOSE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__diagnose_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Hsmbridge__Host__V1__Check
+{
+  ProtobufCMessage base;
+  char *name;
+  protobuf_c_boolean ok;
+  char *detail;
+  char *fix;
+};
+#define HSMBRIDGE__HOST__V1__CHECK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__check__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Hsmbridge__Host__V1__Diagnosis
+{
+  ProtobufCMessage base;
+  char *backend;
+  /*
+   * Whether the backend implements diagnosis at all.
+   */
+  protobuf_c_boolean supported;
+  size_t n_checks;
+  Hsmbridge__Host__V1__Check **checks;
+};
+#define HSMBRIDGE__HOST__V1__DIAGNOSIS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__diagnosis__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0,NULL }
 
 
 /* Hsmbridge__Host__V1__Request methods */
@@ -958,6 +1008,63 @@ Hsmbridge__Host__V1__DeleteKeyResponse *
 void   hsmbridge__host__v1__delete_key_response__free_unpacked
                      (Hsmbridge__Host__V1__DeleteKeyResponse *message,
                       ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__DiagnoseRequest methods */
+void   hsmbridge__host__v1__diagnose_request__init
+                     (Hsmbridge__Host__V1__DiagnoseRequest         *message);
+size_t hsmbridge__host__v1__diagnose_request__get_packed_size
+                     (const Hsmbridge__Host__V1__DiagnoseRequest   *message);
+size_t hsmbridge__host__v1__diagnose_request__pack
+                     (const Hsmbridge__Host__V1__DiagnoseRequest   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__diagnose_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__DiagnoseRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__DiagnoseRequest *
+       hsmbridge__host__v1__diagnose_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__diagnose_request__free_unpacked
+                     (Hsmbridge__Host__V1__DiagnoseRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__Check methods */
+void   hsmbridge__host__v1__check__init
+                     (Hsmbridge__Host__V1__Check         *message);
+size_t hsmbridge__host__v1__check__get_packed_size
+                     (const Hsmbridge__Host__V1__Check   *message);
+size_t hsmbridge__host__v1__check__pack
+                     (const Hsmbridge__Host__V1__Check   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__check__pack_to_buffer
+                     (const Hsmbridge__Host__V1__Check   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__Check *
+       hsmbridge__host__v1__check__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__check__free_unpacked
+                     (Hsmbridge__Host__V1__Check *message,
+                      ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__Diagnosis methods */
+void   hsmbridge__host__v1__diagnosis__init
+                     (Hsmbridge__Host__V1__Diagnosis         *message);
+size_t hsmbridge__host__v1__diagnosis__get_packed_size
+                     (const Hsmbridge__Host__V1__Diagnosis   *message);
+size_t hsmbridge__host__v1__diagnosis__pack
+                     (const Hsmbridge__Host__V1__Diagnosis   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__diagnosis__pack_to_buffer
+                     (const Hsmbridge__Host__V1__Diagnosis   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__Diagnosis *
+       hsmbridge__host__v1__diagnosis__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__diagnosis__free_unpacked
+                     (Hsmbridge__Host__V1__Diagnosis *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Hsmbridge__Host__V1__Request_Closure)
@@ -1032,6 +1139,15 @@ typedef void (*Hsmbridge__Host__V1__DeleteKeyRequest_Closure)
 typedef void (*Hsmbridge__Host__V1__DeleteKeyResponse_Closure)
                  (const Hsmbridge__Host__V1__DeleteKeyResponse *message,
                   void *closure_data);
+typedef void (*Hsmbridge__Host__V1__DiagnoseRequest_Closure)
+                 (const Hsmbridge__Host__V1__DiagnoseRequest *message,
+                  void *closure_data);
+typedef void (*Hsmbridge__Host__V1__Check_Closure)
+                 (const Hsmbridge__Host__V1__Check *message,
+                  void *closure_data);
+typedef void (*Hsmbridge__Host__V1__Diagnosis_Closure)
+                 (const Hsmbridge__Host__V1__Diagnosis *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1068,6 +1184,9 @@ extern const ProtobufCMessageDescriptor hsmbridge__host__v1__import_key_request_
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__list_keys_request__descriptor;
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__delete_key_request__descriptor;
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__delete_key_response__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__diagnose_request__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__check__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__diagnosis__descriptor;
 
 PROTOBUF_C__END_DECLS
 

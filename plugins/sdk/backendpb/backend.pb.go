@@ -1467,6 +1467,162 @@ func (x *WrapResponse) GetData() []byte {
 	return nil
 }
 
+type DiagnoseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiagnoseRequest) Reset() {
+	*x = DiagnoseRequest{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiagnoseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiagnoseRequest) ProtoMessage() {}
+
+func (x *DiagnoseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiagnoseRequest.ProtoReflect.Descriptor instead.
+func (*DiagnoseRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DiagnoseRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+type Check struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ok            bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	Fix           string                 `protobuf:"bytes,4,opt,name=fix,proto3" json:"fix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Check) Reset() {
+	*x = Check{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Check) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Check) ProtoMessage() {}
+
+func (x *Check) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Check.ProtoReflect.Descriptor instead.
+func (*Check) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Check) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Check) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *Check) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *Check) GetFix() string {
+	if x != nil {
+		return x.Fix
+	}
+	return ""
+}
+
+type DiagnoseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checks        []*Check               `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiagnoseResponse) Reset() {
+	*x = DiagnoseResponse{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiagnoseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiagnoseResponse) ProtoMessage() {}
+
+func (x *DiagnoseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiagnoseResponse.ProtoReflect.Descriptor instead.
+func (*DiagnoseResponse) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *DiagnoseResponse) GetChecks() []*Check {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
 var File_plugins_sdk_backendpb_backend_proto protoreflect.FileDescriptor
 
 const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
@@ -1572,8 +1728,16 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\"\"\n" +
 	"\fWrapResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data2\xbd\n" +
-	"\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"/\n" +
+	"\x0fDiagnoseRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"U\n" +
+	"\x05Check\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x10\n" +
+	"\x03fix\x18\x04 \x01(\tR\x03fix\"G\n" +
+	"\x10DiagnoseResponse\x123\n" +
+	"\x06checks\x18\x01 \x03(\v2\x1b.hsmbridge.backend.v1.CheckR\x06checks2\x98\v\n" +
 	"\aBackend\x12Y\n" +
 	"\bDescribe\x12%.hsmbridge.backend.v1.DescribeRequest\x1a&.hsmbridge.backend.v1.DescribeResponse\x12\\\n" +
 	"\tConfigure\x12&.hsmbridge.backend.v1.ConfigureRequest\x1a'.hsmbridge.backend.v1.ConfigureResponse\x12I\n" +
@@ -1590,7 +1754,8 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\x06Unmask\x12\x1f.hsmbridge.backend.v1.MaskedKey\x1a\x1d.hsmbridge.backend.v1.KeyInfo\x12S\n" +
 	"\x06Random\x12#.hsmbridge.backend.v1.RandomRequest\x1a$.hsmbridge.backend.v1.RandomResponse\x12P\n" +
 	"\aWrapKey\x12!.hsmbridge.backend.v1.WrapRequest\x1a\".hsmbridge.backend.v1.WrapResponse\x12R\n" +
-	"\tUnwrapKey\x12!.hsmbridge.backend.v1.WrapRequest\x1a\".hsmbridge.backend.v1.WrapResponseB@Z>github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb;backendpbb\x06proto3"
+	"\tUnwrapKey\x12!.hsmbridge.backend.v1.WrapRequest\x1a\".hsmbridge.backend.v1.WrapResponse\x12Y\n" +
+	"\bDiagnose\x12%.hsmbridge.backend.v1.DiagnoseRequest\x1a&.hsmbridge.backend.v1.DiagnoseResponseB@Z>github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb;backendpbb\x06proto3"
 
 var (
 	file_plugins_sdk_backendpb_backend_proto_rawDescOnce sync.Once
@@ -1604,7 +1769,7 @@ func file_plugins_sdk_backendpb_backend_proto_rawDescGZIP() []byte {
 	return file_plugins_sdk_backendpb_backend_proto_rawDescData
 }
 
-var file_plugins_sdk_backendpb_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_plugins_sdk_backendpb_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_plugins_sdk_backendpb_backend_proto_goTypes = []any{
 	(*BackendError)(nil),      // 0: hsmbridge.backend.v1.BackendError
 	(*DescribeRequest)(nil),   // 1: hsmbridge.backend.v1.DescribeRequest
@@ -1632,10 +1797,13 @@ var file_plugins_sdk_backendpb_backend_proto_goTypes = []any{
 	(*RandomResponse)(nil),    // 23: hsmbridge.backend.v1.RandomResponse
 	(*WrapRequest)(nil),       // 24: hsmbridge.backend.v1.WrapRequest
 	(*WrapResponse)(nil),      // 25: hsmbridge.backend.v1.WrapResponse
-	nil,                       // 26: hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
+	(*DiagnoseRequest)(nil),   // 26: hsmbridge.backend.v1.DiagnoseRequest
+	(*Check)(nil),             // 27: hsmbridge.backend.v1.Check
+	(*DiagnoseResponse)(nil),  // 28: hsmbridge.backend.v1.DiagnoseResponse
+	nil,                       // 29: hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
 }
 var file_plugins_sdk_backendpb_backend_proto_depIdxs = []int32{
-	26, // 0: hsmbridge.backend.v1.ConfigureRequest.settings:type_name -> hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
+	29, // 0: hsmbridge.backend.v1.ConfigureRequest.settings:type_name -> hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
 	5,  // 1: hsmbridge.backend.v1.KeyRequest.key:type_name -> hsmbridge.backend.v1.KeyID
 	5,  // 2: hsmbridge.backend.v1.KeyInfo.key:type_name -> hsmbridge.backend.v1.KeyID
 	7,  // 3: hsmbridge.backend.v1.ListKeysResponse.keys:type_name -> hsmbridge.backend.v1.KeyInfo
@@ -1648,43 +1816,46 @@ var file_plugins_sdk_backendpb_backend_proto_depIdxs = []int32{
 	5,  // 10: hsmbridge.backend.v1.AgreeRequest.key:type_name -> hsmbridge.backend.v1.KeyID
 	19, // 11: hsmbridge.backend.v1.DeriveRequest.input:type_name -> hsmbridge.backend.v1.MaskedKey
 	5,  // 12: hsmbridge.backend.v1.WrapRequest.key:type_name -> hsmbridge.backend.v1.KeyID
-	1,  // 13: hsmbridge.backend.v1.Backend.Describe:input_type -> hsmbridge.backend.v1.DescribeRequest
-	3,  // 14: hsmbridge.backend.v1.Backend.Configure:input_type -> hsmbridge.backend.v1.ConfigureRequest
-	6,  // 15: hsmbridge.backend.v1.Backend.GetKey:input_type -> hsmbridge.backend.v1.KeyRequest
-	8,  // 16: hsmbridge.backend.v1.Backend.ListKeys:input_type -> hsmbridge.backend.v1.ListKeysRequest
-	10, // 17: hsmbridge.backend.v1.Backend.CreateKey:input_type -> hsmbridge.backend.v1.CreateKeyRequest
-	11, // 18: hsmbridge.backend.v1.Backend.ImportKey:input_type -> hsmbridge.backend.v1.ImportKeyRequest
-	6,  // 19: hsmbridge.backend.v1.Backend.DeleteKey:input_type -> hsmbridge.backend.v1.KeyRequest
-	14, // 20: hsmbridge.backend.v1.Backend.Sign:input_type -> hsmbridge.backend.v1.SignRequest
-	17, // 21: hsmbridge.backend.v1.Backend.Decrypt:input_type -> hsmbridge.backend.v1.DecryptRequest
-	20, // 22: hsmbridge.backend.v1.Backend.Agree:input_type -> hsmbridge.backend.v1.AgreeRequest
-	21, // 23: hsmbridge.backend.v1.Backend.Derive:input_type -> hsmbridge.backend.v1.DeriveRequest
-	6,  // 24: hsmbridge.backend.v1.Backend.Mask:input_type -> hsmbridge.backend.v1.KeyRequest
-	19, // 25: hsmbridge.backend.v1.Backend.Unmask:input_type -> hsmbridge.backend.v1.MaskedKey
-	22, // 26: hsmbridge.backend.v1.Backend.Random:input_type -> hsmbridge.backend.v1.RandomRequest
-	24, // 27: hsmbridge.backend.v1.Backend.WrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
-	24, // 28: hsmbridge.backend.v1.Backend.UnwrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
-	2,  // 29: hsmbridge.backend.v1.Backend.Describe:output_type -> hsmbridge.backend.v1.DescribeResponse
-	4,  // 30: hsmbridge.backend.v1.Backend.Configure:output_type -> hsmbridge.backend.v1.ConfigureResponse
-	7,  // 31: hsmbridge.backend.v1.Backend.GetKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	9,  // 32: hsmbridge.backend.v1.Backend.ListKeys:output_type -> hsmbridge.backend.v1.ListKeysResponse
-	7,  // 33: hsmbridge.backend.v1.Backend.CreateKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	7,  // 34: hsmbridge.backend.v1.Backend.ImportKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	12, // 35: hsmbridge.backend.v1.Backend.DeleteKey:output_type -> hsmbridge.backend.v1.DeleteKeyResponse
-	15, // 36: hsmbridge.backend.v1.Backend.Sign:output_type -> hsmbridge.backend.v1.SignResponse
-	18, // 37: hsmbridge.backend.v1.Backend.Decrypt:output_type -> hsmbridge.backend.v1.DecryptResponse
-	19, // 38: hsmbridge.backend.v1.Backend.Agree:output_type -> hsmbridge.backend.v1.MaskedKey
-	19, // 39: hsmbridge.backend.v1.Backend.Derive:output_type -> hsmbridge.backend.v1.MaskedKey
-	19, // 40: hsmbridge.backend.v1.Backend.Mask:output_type -> hsmbridge.backend.v1.MaskedKey
-	7,  // 41: hsmbridge.backend.v1.Backend.Unmask:output_type -> hsmbridge.backend.v1.KeyInfo
-	23, // 42: hsmbridge.backend.v1.Backend.Random:output_type -> hsmbridge.backend.v1.RandomResponse
-	25, // 43: hsmbridge.backend.v1.Backend.WrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
-	25, // 44: hsmbridge.backend.v1.Backend.UnwrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
-	29, // [29:45] is the sub-list for method output_type
-	13, // [13:29] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	27, // 13: hsmbridge.backend.v1.DiagnoseResponse.checks:type_name -> hsmbridge.backend.v1.Check
+	1,  // 14: hsmbridge.backend.v1.Backend.Describe:input_type -> hsmbridge.backend.v1.DescribeRequest
+	3,  // 15: hsmbridge.backend.v1.Backend.Configure:input_type -> hsmbridge.backend.v1.ConfigureRequest
+	6,  // 16: hsmbridge.backend.v1.Backend.GetKey:input_type -> hsmbridge.backend.v1.KeyRequest
+	8,  // 17: hsmbridge.backend.v1.Backend.ListKeys:input_type -> hsmbridge.backend.v1.ListKeysRequest
+	10, // 18: hsmbridge.backend.v1.Backend.CreateKey:input_type -> hsmbridge.backend.v1.CreateKeyRequest
+	11, // 19: hsmbridge.backend.v1.Backend.ImportKey:input_type -> hsmbridge.backend.v1.ImportKeyRequest
+	6,  // 20: hsmbridge.backend.v1.Backend.DeleteKey:input_type -> hsmbridge.backend.v1.KeyRequest
+	14, // 21: hsmbridge.backend.v1.Backend.Sign:input_type -> hsmbridge.backend.v1.SignRequest
+	17, // 22: hsmbridge.backend.v1.Backend.Decrypt:input_type -> hsmbridge.backend.v1.DecryptRequest
+	20, // 23: hsmbridge.backend.v1.Backend.Agree:input_type -> hsmbridge.backend.v1.AgreeRequest
+	21, // 24: hsmbridge.backend.v1.Backend.Derive:input_type -> hsmbridge.backend.v1.DeriveRequest
+	6,  // 25: hsmbridge.backend.v1.Backend.Mask:input_type -> hsmbridge.backend.v1.KeyRequest
+	19, // 26: hsmbridge.backend.v1.Backend.Unmask:input_type -> hsmbridge.backend.v1.MaskedKey
+	22, // 27: hsmbridge.backend.v1.Backend.Random:input_type -> hsmbridge.backend.v1.RandomRequest
+	24, // 28: hsmbridge.backend.v1.Backend.WrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
+	24, // 29: hsmbridge.backend.v1.Backend.UnwrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
+	26, // 30: hsmbridge.backend.v1.Backend.Diagnose:input_type -> hsmbridge.backend.v1.DiagnoseRequest
+	2,  // 31: hsmbridge.backend.v1.Backend.Describe:output_type -> hsmbridge.backend.v1.DescribeResponse
+	4,  // 32: hsmbridge.backend.v1.Backend.Configure:output_type -> hsmbridge.backend.v1.ConfigureResponse
+	7,  // 33: hsmbridge.backend.v1.Backend.GetKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	9,  // 34: hsmbridge.backend.v1.Backend.ListKeys:output_type -> hsmbridge.backend.v1.ListKeysResponse
+	7,  // 35: hsmbridge.backend.v1.Backend.CreateKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	7,  // 36: hsmbridge.backend.v1.Backend.ImportKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	12, // 37: hsmbridge.backend.v1.Backend.DeleteKey:output_type -> hsmbridge.backend.v1.DeleteKeyResponse
+	15, // 38: hsmbridge.backend.v1.Backend.Sign:output_type -> hsmbridge.backend.v1.SignResponse
+	18, // 39: hsmbridge.backend.v1.Backend.Decrypt:output_type -> hsmbridge.backend.v1.DecryptResponse
+	19, // 40: hsmbridge.backend.v1.Backend.Agree:output_type -> hsmbridge.backend.v1.MaskedKey
+	19, // 41: hsmbridge.backend.v1.Backend.Derive:output_type -> hsmbridge.backend.v1.MaskedKey
+	19, // 42: hsmbridge.backend.v1.Backend.Mask:output_type -> hsmbridge.backend.v1.MaskedKey
+	7,  // 43: hsmbridge.backend.v1.Backend.Unmask:output_type -> hsmbridge.backend.v1.KeyInfo
+	23, // 44: hsmbridge.backend.v1.Backend.Random:output_type -> hsmbridge.backend.v1.RandomResponse
+	25, // 45: hsmbridge.backend.v1.Backend.WrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
+	25, // 46: hsmbridge.backend.v1.Backend.UnwrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
+	28, // 47: hsmbridge.backend.v1.Backend.Diagnose:output_type -> hsmbridge.backend.v1.DiagnoseResponse
+	31, // [31:48] is the sub-list for method output_type
+	14, // [14:31] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_plugins_sdk_backendpb_backend_proto_init() }
@@ -1698,7 +1869,7 @@ func file_plugins_sdk_backendpb_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_sdk_backendpb_backend_proto_rawDesc), len(file_plugins_sdk_backendpb_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

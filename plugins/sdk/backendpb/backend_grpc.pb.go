@@ -42,6 +42,7 @@ const (
 	Backend_Random_FullMethodName    = "/hsmbridge.backend.v1.Backend/Random"
 	Backend_WrapKey_FullMethodName   = "/hsmbridge.backend.v1.Backend/WrapKey"
 	Backend_UnwrapKey_FullMethodName = "/hsmbridge.backend.v1.Backend/UnwrapKey"
+	Backend_Diagnose_FullMethodName  = "/hsmbridge.backend.v1.Backend/Diagnose"
 )
 
 // BackendClient is the client API for Backend service.
@@ -64,6 +65,8 @@ type BackendClient interface {
 	Random(ctx context.Context, in *RandomRequest, opts ...grpc.CallOption) (*RandomResponse, error)
 	WrapKey(ctx context.Context, in *WrapRequest, opts ...grpc.CallOption) (*WrapResponse, error)
 	UnwrapKey(ctx context.Context, in *WrapRequest, opts ...grpc.CallOption) (*WrapResponse, error)
+	// Optional: a backend's own checks for hsmhost doctor.
+	Diagnose(ctx context.Context, in *DiagnoseRequest, opts ...grpc.CallOption) (*DiagnoseResponse, error)
 }
 
 type backendClient struct {
@@ -234,6 +237,16 @@ func (c *backendClient) UnwrapKey(ctx context.Context, in *WrapRequest, opts ...
 	return out, nil
 }
 
+func (c *backendClient) Diagnose(ctx context.Context, in *DiagnoseRequest, opts ...grpc.CallOption) (*DiagnoseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiagnoseResponse)
+	err := c.cc.Invoke(ctx, Backend_Diagnose_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -254,6 +267,8 @@ type BackendServer interface {
 	Random(context.Context, *RandomRequest) (*RandomResponse, error)
 	WrapKey(context.Context, *WrapRequest) (*WrapResponse, error)
 	UnwrapKey(context.Context, *WrapRequest) (*WrapResponse, error)
+	// Optional: a backend's own checks for hsmhost doctor.
+	Diagnose(context.Context, *DiagnoseRequest) (*DiagnoseResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -311,6 +326,9 @@ func (UnimplementedBackendServer) WrapKey(context.Context, *WrapRequest) (*WrapR
 }
 func (UnimplementedBackendServer) UnwrapKey(context.Context, *WrapRequest) (*WrapResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UnwrapKey not implemented")
+}
+func (UnimplementedBackendServer) Diagnose(context.Context, *DiagnoseRequest) (*DiagnoseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Diagnose not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -621,6 +639,24 @@ func _Backend_UnwrapKey_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_Diagnose_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiagnoseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).Diagnose(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_Diagnose_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).Diagnose(ctx, req.(*DiagnoseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -691,6 +727,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UnwrapKey",
 			Handler:    _Backend_UnwrapKey_Handler,
+		},
+		{
+			MethodName: "Diagnose",
+			Handler:    _Backend_Diagnose_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
