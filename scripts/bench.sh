@@ -17,6 +17,9 @@ for _ in $(seq 100); do [ -S "$HSMBRIDGE_SOCKET" ] && break; sleep 0.1; done
 "$root/build/bin/hsmhost" key create managedhsm:MyHSM:bench-rsa2048 --kty RSA --size 2048 --ops sign >/dev/null
 "$root/build/bin/hsmhost" key create managedhsm:MyHSM:bench-p256 --kty EC --curve P-256 --ops sign >/dev/null
 
+echo "== this machine's floor for one process hop (the bridge makes two)"
+(cd "$root" && go run ./bench/pingpong)
+echo
 echo "== whole path vs default provider (build/bin/signbench)"
 "$root/build/bin/signbench" -m "$root/build/ossl-modules" -s "${BENCH_SECONDS:-2}" -t 1,4
 
