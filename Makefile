@@ -8,7 +8,7 @@ MODULES   := $(BUILD)/ossl-modules
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build deps provider go-binaries c-tools test test-unit demo bench proto clean install
+.PHONY: all build deps provider go-binaries c-tools test test-unit demo demo-mhsm bench bench-mhsm proto clean install
 
 all: build
 
@@ -55,8 +55,18 @@ test-unit:
 demo: build
 	@scripts/demo.sh
 
+# The same demo with managedhsm: routed by config to the Managed HSM backend,
+# pointed at the local stand-in (examples/config/mhsm-standin.hcl).
+demo-mhsm: build
+	@scripts/demo-mhsm.sh
+
 bench: build
 	@scripts/bench.sh
+
+# P-256 signing through the Managed HSM path against the stand-in with 0 and
+# 20 ms latency, beside direct azkeys calls (bench/azkeysbench).
+bench-mhsm: build
+	@scripts/bench-mhsm.sh
 
 install: build
 	install -d $(DESTDIR)/usr/local/bin $(DESTDIR)/usr/local/lib/hsmbridge/plugins

@@ -4,7 +4,7 @@
  * one run, with one-shot EVP_PKEY_sign on a 32-byte SHA-256 digest.
  *
  *   signbench [-m MODULE] [-p NAME] [-r RSA-REF] [-e EC-REF] [-s SECONDS]
- *             [-t THREADS[,THREADS...]]
+ *             [-t THREADS[,THREADS...]] [-a ALG[,ALG]]
  *
  *   -m  the provider module (.so path) or the directory holding it
  *       (default: build/ossl-modules)
@@ -12,7 +12,9 @@
  *   -r  RSA-2048 key reference (default managedhsm:MyHSM:bench-rsa2048)
  *   -e  P-256 key reference (default managedhsm:MyHSM:bench-p256)
  *   -s  seconds per row (default 2)
- *   -t  thread counts (default 1,4)
+ *   -t  thread counts (default 1,4; at most MAX_THREADS each)
+ *   -a  algorithms to run: RSA-2048, P-256 or both (default both); a
+ *       backend that only has one of the keys is benched without the other
  *
  * For hsmbridge rows the provider reports the host's timing of each request
  * through the signature context parameters "hsmbridge-last-total-ns" and
@@ -302,8 +304,9 @@ int main(int argc, char **argv)
     int threads[16], nthreads = 0, opt, i, j, failed = 0;
     TARGET targets[4];
     RESULT base[16][2];
+    int want[2] = { 1, 1 }; /* RSA-2048, P-256 */
 
-    while ((opt = getopt(argc, argv, "m:p:r:e:s:t:h")) != -1) {
+    while ((opt = getopt(argc, argv, "m:p:r:e:s:t:a:h")) != -1) {
         switch (opt) {
         case 'm': module = optarg; break;
         case 'p': name = optarg; break;
@@ -311,9 +314,18 @@ int main(int argc, char **argv)
         case 'e': ec_ref = optarg; break;
         case 's': seconds = atof(optarg); break;
         case 't': free(tlist); tlist = strdup(optarg); break;
+        case 'a':
+            want[0] = strstr(optarg, "RSA-2048") != NULL;
+            want[1] = strstr(optarg, "P-256") != NULL;
+            if (!want[0] && !want[1]) {
+                fprintf(stderr, "signbench: -a takes RSA-2048 and/or P-256\n");
+                return 2;
+            }
+            break;
         default:
             fprintf(stderr, "usage: %s [-m module] [-p name] [-r rsa-ref] "
-                    "[-e ec-ref] [-s seconds] [-t 1,4]\n", argv[0]);
+                    "[-e ec-ref] [-s seconds] [-t 1,4] [-a RSA-2048,P-256]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -323,6 +335,9 @@ int main(int argc, char **argv)
 
         if (t >= 1 && t <= MAX_THREADS)
             threads[nthreads++] = t;
+        else
+            fprintf(stderr, "signbench: %d threads is more than %d, "
+                    "skipped\n", t, MAX_THREADS);
     }
     free(tlist);
     for (i = 0; i < (int)sizeof(digest); i++)
@@ -343,17 +358,22 @@ int main(int argc, char **argv)
     if (vlib == NULL || OSSL_PROVIDER_load(vlib, "default") == NULL)
         goto openssl_error;
 
-    targets[0] = (TARGET){ "default-file", "RSA-2048", file_key("RSA-2048") };
-    targets[1] = (TARGET){ "hsmbridge", "RSA-2048", load_ref(rsa_ref) };
-    targets[2] = (TARGET){ "default-file", "P-256", file_key("P-256") };
-    targets[3] = (TARGET){ "hsmbridge", "P-256", load_ref(ec_ref) };
+    memset(targets, 0, sizeof(targets));
+    if (want[0]) {
+        targets[0] = (TARGET){ "default-file", "RSA-2048", file_key("RSA-2048") };
+        targets[1] = (TARGET){ "hsmbridge", "RSA-2048", load_ref(rsa_ref) };
+    }
+    if (want[1]) {
+        targets[2] = (TARGET){ "default-file", "P-256", file_key("P-256") };
+        targets[3] = (TARGET){ "hsmbridge", "P-256", load_ref(ec_ref) };
+    }
     for (i = 0; i < 4; i++)
-        if (targets[i].key == NULL)
+        if (want[i / 2] && targets[i].key == NULL)
             goto openssl_error;
-    if (EVP_PKEY_get_bits(targets[1].key) != 2048
-        || !EVP_PKEY_is_a(targets[1].key, "RSA")
-        || !EVP_PKEY_is_a(targets[3].key, "EC")
-        || EVP_PKEY_get_bits(targets[3].key) != 256) {
+    if ((want[0] && (EVP_PKEY_get_bits(targets[1].key) != 2048
+                     || !EVP_PKEY_is_a(targets[1].key, "RSA")))
+        || (want[1] && (!EVP_PKEY_is_a(targets[3].key, "EC")
+                        || EVP_PKEY_get_bits(targets[3].key) != 256))) {
         fprintf(stderr, "signbench: %s must be RSA-2048 and %s P-256\n",
                 rsa_ref, ec_ref);
         return 1;
@@ -369,6 +389,8 @@ int main(int argc, char **argv)
     for (i = 0; i < 4; i++) {
         int alg = i / 2;
 
+        if (!want[alg])
+            continue;
         for (j = 0; j < nthreads; j++) {
             RESULT r = bench(&targets[i], threads[j], seconds);
             char ratio[32] = "1.00x", bridge[32] = "-";
@@ -407,7 +429,7 @@ int main(int argc, char **argv)
         printf("%-9s %7s %16s %10s %14s\n", "alg", "threads",
                "provider+socket", "hsmhost", "plugin RPC");
         for (i = 1; i < 4; i += 2)
-            for (j = 0; j < nthreads && j < 8; j++)
+            for (j = 0; j < nthreads && j < 8 && want[i / 2]; j++)
                 printf("%-9s %7d %16.1f %10.1f %14.1f\n", targets[i].alg,
                        threads[j], split[i][j].seg50[0], split[i][j].seg50[1],
                        split[i][j].seg50[2]);

@@ -63,7 +63,16 @@ func readBytes(t *testing.T, h *host, name string) []byte {
 
 func TestDecryptManagedHSMSeed(t *testing.T) {
 	requireTool(t, "openssl")
-	h := startHost(t, "")
+	decryptSeedFlows(t, startHost(t, ""), encryptionSchemes, "go label")
+}
+
+// decryptSeedFlows creates two RSA keys (3072 and 2048 bits) in h's backend,
+// encrypts with each of schemes using the default provider alone, and
+// decrypts with `openssl pkeyutl -decrypt -inkey managedhsm:MyHSM:<key>` in
+// both provider orders; it also decrypts a Go crypto/rsa OAEP-SHA256
+// ciphertext made with goLabel ("" for none).
+func decryptSeedFlows(t *testing.T, h *host, schemes []struct{ name, opts string }, goLabel string) {
+	t.Helper()
 	keys := map[string]string{"myrsakey": "3072", "rsa2048": "2048"}
 	for name, size := range keys {
 		h.hsmhost("key", "create", "managedhsm:MyHSM:"+name, "--kty", "RSA", "--size", size, "--ops", "sign,decrypt")
@@ -72,7 +81,7 @@ func TestDecryptManagedHSMSeed(t *testing.T) {
 	plain := randomFile(t, h, "plaintext.bin", 32)
 
 	for name := range keys {
-		for _, s := range encryptionSchemes {
+		for _, s := range schemes {
 			h.shell(fmt.Sprintf("openssl pkeyutl -encrypt -pubin -inkey %s.pub %s -in plaintext.bin -out ciphertext.bin", name, s.opts))
 			for _, order := range providerOrders {
 				os.Remove(h.path("decrypted.bin"))
@@ -100,16 +109,19 @@ func TestDecryptManagedHSMSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub.(*rsa.PublicKey), plain, []byte("go label"))
+	ct, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub.(*rsa.PublicKey), plain, []byte(goLabel))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(h.path("go.bin"), ct, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got := h.run("", "openssl", "pkeyutl", "-decrypt", "-provider", "akv_provider", "-provider", "default",
-		"-inkey", "managedhsm:MyHSM:myrsakey", "-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha256",
-		"-pkeyopt", "rsa_oaep_label:"+fmt.Sprintf("%x", "go label"), "-in", "go.bin")
+	args := []string{"pkeyutl", "-decrypt", "-provider", "akv_provider", "-provider", "default",
+		"-inkey", "managedhsm:MyHSM:myrsakey", "-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha256"}
+	if goLabel != "" {
+		args = append(args, "-pkeyopt", "rsa_oaep_label:"+fmt.Sprintf("%x", goLabel))
+	}
+	got := h.run("", "openssl", append(args, "-in", "go.bin")...)
 	if got != string(plain) {
 		t.Errorf("Go's OAEP-SHA256 ciphertext decrypted to %x, want %x", got, plain)
 	}

@@ -74,6 +74,14 @@ type host struct {
 // file, and waits for its socket.
 func startHost(t *testing.T, config string) *host {
 	t.Helper()
+	return startHostWithEnv(t, config, nil)
+}
+
+// startHostWithEnv is startHost with variables (credentials) added to
+// hsmhost's own environment only: the applications the test runs, which
+// get h.env(), never see them.
+func startHostWithEnv(t *testing.T, config string, hostEnv []string) *host {
+	t.Helper()
 	requireBuild(t)
 	// Not t.TempDir(): its parent is private, and other users (nginx
 	// workers) must be able to reach the socket's folder.
@@ -95,7 +103,7 @@ func startHost(t *testing.T, config string) *host {
 		args = append(args, "--config", cfg)
 	}
 	h.cmd = exec.Command(hsmhostBin, args...)
-	h.cmd.Env = h.env()
+	h.cmd.Env = append(h.env(), hostEnv...)
 	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -131,11 +139,12 @@ func (h *host) stop() {
 }
 
 // env is what every process of the test sees: our socket and state, the
-// build's provider modules, and no host autostart surprises.
+// build's provider modules, no host autostart surprises, and no Azure
+// credentials (only hsmhost may hold them).
 func (h *host) env() []string {
 	env := []string{}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HSMBRIDGE_") && !strings.HasPrefix(kv, "OPENSSL_") {
+		if !strings.HasPrefix(kv, "HSMBRIDGE_") && !strings.HasPrefix(kv, "OPENSSL_") && !strings.HasPrefix(kv, "AZURE_") {
 			env = append(env, kv)
 		}
 	}

@@ -25,10 +25,7 @@ const (
 	seedVerify = `openssl dgst -sha256 -verify pubkey.pem -signature signature.bin data.txt`
 )
 
-var seedKeys = []struct {
-	name   string
-	create []string
-}{
+var seedKeys = []seedKey{
 	{"RSA-2048", []string{"--kty", "RSA", "--size", "2048", "--ops", "sign,decrypt"}},
 	{"RSA-3072", []string{"--kty", "RSA-HSM", "--size", "3072", "--ops", "sign,decrypt"}},
 	{"EC-P256", []string{"--kty", "EC", "--curve", "P-256", "--ops", "sign"}},
@@ -39,54 +36,74 @@ func samePEM(a, b string) bool { return strings.TrimSpace(a) == strings.TrimSpac
 
 func TestManagedHSMSeedCommands(t *testing.T) {
 	requireTool(t, "openssl")
-	for _, k := range seedKeys {
+	runSeedCommands(t, func(t *testing.T) *host { return startHost(t, "") }, seedKeys)
+}
+
+type seedKey struct {
+	name   string
+	create []string
+}
+
+// runSeedCommands creates each of keys as managedhsm:MyHSM:mykey in a fresh
+// host made by start (whatever backend its config routes to) and runs the
+// seed's commands on it.
+func runSeedCommands(t *testing.T, start func(t *testing.T) *host, keys []seedKey) {
+	for _, k := range keys {
 		t.Run(k.name, func(t *testing.T) {
-			h := startHost(t, "")
+			h := start(t)
 			h.hsmhost(append([]string{"key", "create", "managedhsm:MyHSM:mykey"}, k.create...)...)
-			hsmPub := h.hsmhost("key", "pubkey", "managedhsm:MyHSM:mykey")
-			if !strings.Contains(hsmPub, "BEGIN PUBLIC KEY") {
-				t.Fatalf("hsmhost key pubkey printed:\n%s", hsmPub)
-			}
-
-			// CSR: self-signature checked by the default provider, key is the HSM's.
-			h.shell(seedCSR)
-			if out := h.run("", "openssl", "req", "-verify", "-in", "server.csr", "-noout"); !strings.Contains(out, "verify OK") {
-				t.Fatalf("openssl req -verify: %s", out)
-			}
-			if csrPub := h.run("", "openssl", "req", "-in", "server.csr", "-noout", "-pubkey"); !samePEM(csrPub, hsmPub) {
-				t.Fatalf("CSR public key differs from the HSM key:\n%s\nvs\n%s", csrPub, hsmPub)
-			}
-
-			// Self-signed certificate: the seed command prompts for a DN;
-			// answering with empty lines takes openssl.cnf's defaults.
-			h.run(strings.Repeat("\n", 12), "sh", "-c", seedSelfSigned)
-			if out := h.run("", "openssl", "verify", "-CAfile", "server.crt", "server.crt"); !strings.Contains(out, "server.crt: OK") {
-				t.Fatalf("openssl verify: %s", out)
-			}
-			if certPub := h.run("", "openssl", "x509", "-in", "server.crt", "-noout", "-pubkey"); !samePEM(certPub, hsmPub) {
-				t.Fatal("certificate public key differs from the HSM key")
-			}
-
-			// Sign a file; verify with the public key from hsmhost and from
-			// `openssl pkey -pubout` on the reference.
-			h.write("data.txt", "hello from hsmbridge\n")
-			h.shell(seedSign)
-			h.write("pubkey.pem", hsmPub)
-			if out := h.shell(seedVerify); !strings.Contains(out, "Verified OK") {
-				t.Fatalf("verify with hsmhost's public key: %s", out)
-			}
-			pkeyPub := h.run("", "openssl", "pkey", "-provider", "akv_provider", "-provider", "default",
-				"-in", "managedhsm:MyHSM:mykey", "-pubout")
-			if !samePEM(pkeyPub, hsmPub) {
-				t.Fatalf("openssl pkey -pubout on the reference:\n%s\nvs hsmhost:\n%s", pkeyPub, hsmPub)
-			}
-
-			// The check can fail: altered data must not verify.
-			h.write("data.txt", "hello from hsmbridge!\n")
-			if out, err := h.try("", "sh", "-c", seedVerify); err == nil || !strings.Contains(out, "Verification failure") {
-				t.Fatalf("altered data verified: %v %s", err, out)
-			}
+			seedFlows(t, h)
 		})
+	}
+}
+
+// seedFlows runs the seed's CSR, self-signed certificate and sign/verify
+// commands with managedhsm:MyHSM:mykey, which must exist, and checks every
+// result with the default provider against the public key hsmhost reports.
+func seedFlows(t *testing.T, h *host) {
+	t.Helper()
+	hsmPub := h.hsmhost("key", "pubkey", "managedhsm:MyHSM:mykey")
+	if !strings.Contains(hsmPub, "BEGIN PUBLIC KEY") {
+		t.Fatalf("hsmhost key pubkey printed:\n%s", hsmPub)
+	}
+
+	// CSR: self-signature checked by the default provider, key is the HSM's.
+	h.shell(seedCSR)
+	if out := h.run("", "openssl", "req", "-verify", "-in", "server.csr", "-noout"); !strings.Contains(out, "verify OK") {
+		t.Fatalf("openssl req -verify: %s", out)
+	}
+	if csrPub := h.run("", "openssl", "req", "-in", "server.csr", "-noout", "-pubkey"); !samePEM(csrPub, hsmPub) {
+		t.Fatalf("CSR public key differs from the HSM key:\n%s\nvs\n%s", csrPub, hsmPub)
+	}
+
+	// Self-signed certificate: the seed command prompts for a DN;
+	// answering with empty lines takes openssl.cnf's defaults.
+	h.run(strings.Repeat("\n", 12), "sh", "-c", seedSelfSigned)
+	if out := h.run("", "openssl", "verify", "-CAfile", "server.crt", "server.crt"); !strings.Contains(out, "server.crt: OK") {
+		t.Fatalf("openssl verify: %s", out)
+	}
+	if certPub := h.run("", "openssl", "x509", "-in", "server.crt", "-noout", "-pubkey"); !samePEM(certPub, hsmPub) {
+		t.Fatal("certificate public key differs from the HSM key")
+	}
+
+	// Sign a file; verify with the public key from hsmhost and from
+	// `openssl pkey -pubout` on the reference.
+	h.write("data.txt", "hello from hsmbridge\n")
+	h.shell(seedSign)
+	h.write("pubkey.pem", hsmPub)
+	if out := h.shell(seedVerify); !strings.Contains(out, "Verified OK") {
+		t.Fatalf("verify with hsmhost's public key: %s", out)
+	}
+	pkeyPub := h.run("", "openssl", "pkey", "-provider", "akv_provider", "-provider", "default",
+		"-in", "managedhsm:MyHSM:mykey", "-pubout")
+	if !samePEM(pkeyPub, hsmPub) {
+		t.Fatalf("openssl pkey -pubout on the reference:\n%s\nvs hsmhost:\n%s", pkeyPub, hsmPub)
+	}
+
+	// The check can fail: altered data must not verify.
+	h.write("data.txt", "hello from hsmbridge!\n")
+	if out, err := h.try("", "sh", "-c", seedVerify); err == nil || !strings.Contains(out, "Verification failure") {
+		t.Fatalf("altered data verified: %v %s", err, out)
 	}
 }
 

@@ -18,41 +18,103 @@ import (
 // loaded: every handshake signs in a child that must open its own connection
 // to hsmhost.
 func TestNginxKeylessTLSAcrossForkedWorkers(t *testing.T) {
+	requireNginx(t)
+	hostConfig, workerUser := nginxWorkerAccess(t)
+	nginxKeylessTLS(t, startHost(t, hostConfig), hostConfig, workerUser)
+}
+
+func requireNginx(t *testing.T) string {
+	t.Helper()
 	nginx := requireTool(t, "nginx")
 	requireTool(t, "curl")
 	requireTool(t, "openssl")
+	return nginx
+}
 
-	config := ""
-	workerUser := ""
-	if os.Geteuid() == 0 {
-		// Workers drop to nobody; the socket is opened to its group.
-		group := "nogroup"
-		if _, err := user.LookupGroup(group); err != nil {
-			t.Skip("no nogroup group")
-		}
-		config = fmt.Sprintf("socket_mode = \"0660\"\nsocket_group = %q\n", group)
-		workerUser = "user nobody " + group + ";"
+// nginxWorkerAccess returns what lets nginx workers reach hsmhost's socket:
+// as root, workers drop to nobody, so the socket is opened to its group
+// (hsmhost config lines) and nginx.conf names that user (a `user` line).
+func nginxWorkerAccess(t *testing.T) (hostConfig, workerUser string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return "", ""
 	}
-	h := startHost(t, config)
-	if config != "" {
+	group := "nogroup"
+	if _, err := user.LookupGroup(group); err != nil {
+		t.Skip("no nogroup group")
+	}
+	return fmt.Sprintf("socket_mode = \"0660\"\nsocket_group = %q\n", group), "user nobody " + group + ";"
+}
+
+// nginxKeylessTLS runs nginx with an RSA 3072 and an EC P-256 key made in
+// h's backend on 4 workers and makes 200 fresh TLS 1.2 and 1.3 connections.
+func nginxKeylessTLS(t *testing.T, h *host, hostConfig, workerUser string) *nginxServer {
+	t.Helper()
+	if hostConfig != "" {
 		// startHost waited for the socket; the group rule must hold for it.
 		fi, err := os.Stat(h.socket)
 		if err != nil || fi.Mode().Perm() != 0o660 {
 			t.Fatalf("socket mode %v, %v", fi.Mode(), err)
 		}
 	}
-	h.write("openssl.cnf", providerConf)
 	for _, k := range []struct{ name, kty string }{{"rsa", "--kty RSA --size 3072"}, {"ec", "--kty EC --curve P-256"}} {
-		h.hsmhost(append([]string{"key", "create", "managedhsm:MyHSM:nginx-" + k.name}, append(strings.Fields(k.kty), "--ops", "sign")...)...)
-		h.write(k.name+".key", h.hsmhost("key", "ref", "managedhsm:MyHSM:nginx-"+k.name))
-		// The certificate is signed by the HSM key itself.
-		h.run("", "openssl", "req", "-new", "-x509", "-provider", "akv_provider", "-provider", "default",
-			"-key", "managedhsm:MyHSM:nginx-"+k.name, "-subj", "/CN=localhost", "-days", "2", "-out", k.name+".crt")
+		nginxKey(h, k.name, k.kty)
 	}
+	n := startNginx(t, h, workerUser, "rsa", "ec")
 
-	rsaPort, ecPort := freePort(t), freePort(t)
+	// 200 fresh connections (reuseport spreads them over the workers): 50 for each key and protocol, 4 at a time.
+	total, failures, pids := n.handshakes(50, "rsa", "ec")
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d requests failed; first: %s", len(failures), total, failures[0])
+	}
+	t.Logf("%d requests succeeded, served by %d workers", total, len(pids))
+	if len(pids) < 2 {
+		t.Errorf("only %d worker(s) served; the fork path was barely exercised", len(pids))
+	}
+	return n
+}
+
+// nginxKey creates managedhsm:MyHSM:nginx-<name> with the given `hsmhost key
+// create` flags (a new version if it exists), writes its key-reference file
+// <name>.key and a certificate <name>.crt signed by the HSM key itself.
+func nginxKey(h *host, name, kty string) {
+	h.t.Helper()
+	ref := "managedhsm:MyHSM:nginx-" + name
+	h.hsmhost(append([]string{"key", "create", ref}, append(strings.Fields(kty), "--ops", "sign")...)...)
+	h.write(name+".key", h.hsmhost("key", "ref", ref))
+	h.run("", "openssl", "req", "-new", "-x509", "-provider", "akv_provider", "-provider", "default",
+		"-key", ref, "-subj", "/CN=localhost", "-days", "2", "-out", name+".crt")
+}
+
+// nginxServer is an nginx with one TLS server per key name, each on its
+// own port, serving "ok <name> <protocol> pid=<worker>".
+type nginxServer struct {
+	h     *host
+	cmd   *exec.Cmd
+	out   *strings.Builder
+	ports map[string]int
+}
+
+// startNginx starts nginx (4 workers) in h's directory with servers for
+// the named keys (<name>.key and <name>.crt there) and waits until they
+// listen; the test's cleanup stops it.
+func startNginx(t *testing.T, h *host, workerUser string, names ...string) *nginxServer {
+	t.Helper()
+	h.write("openssl.cnf", providerConf)
+	n := &nginxServer{h: h, out: &strings.Builder{}, ports: map[string]int{}}
 	for _, d := range []string{"logs", "tmp"} {
 		os.MkdirAll(h.path(d), 0o755)
+	}
+	var servers strings.Builder
+	for _, name := range names {
+		n.ports[name] = freePort(t)
+		fmt.Fprintf(&servers, `    server {
+        listen 127.0.0.1:%[3]d ssl reuseport;
+        ssl_certificate %[1]s/%[2]s.crt;
+        ssl_certificate_key %[1]s/%[2]s.key;
+        location / { return 200 "ok %[2]s $ssl_protocol pid=$pid\n"; }
+    }
+`, h.dir, name, n.ports[name])
 	}
 	conf := fmt.Sprintf(`%s
 worker_processes 4;
@@ -71,50 +133,63 @@ http {
     uwsgi_temp_path %[2]s/tmp;
     scgi_temp_path %[2]s/tmp;
     ssl_protocols TLSv1.2 TLSv1.3;
-    server {
-        listen 127.0.0.1:%[3]d ssl reuseport;
-        ssl_certificate %[2]s/rsa.crt;
-        ssl_certificate_key %[2]s/rsa.key;
-        location / { return 200 "ok rsa $ssl_protocol pid=$pid\n"; }
-    }
-    server {
-        listen 127.0.0.1:%[4]d ssl reuseport;
-        ssl_certificate %[2]s/ec.crt;
-        ssl_certificate_key %[2]s/ec.key;
-        location / { return 200 "ok ec $ssl_protocol pid=$pid\n"; }
-    }
-}
-`, workerUser, h.dir, rsaPort, ecPort)
+%[3]s}
+`, workerUser, h.dir, servers.String())
 	h.write("nginx.conf", conf)
 
-	cmd := exec.Command(nginx, "-c", h.path("nginx.conf"), "-p", h.dir)
-	cmd.Env = append(h.env(), "OPENSSL_CONF="+h.path("openssl.cnf"))
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	n.cmd = exec.Command(requireTool(t, "nginx"), "-c", h.path("nginx.conf"), "-p", h.dir)
+	n.cmd.Env = append(h.env(), "OPENSSL_CONF="+h.path("openssl.cnf"))
+	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
+	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
+	t.Cleanup(func() {
+		n.cmd.Process.Signal(os.Interrupt)
+		n.cmd.Wait()
 		if t.Failed() {
 			errLog, _ := os.ReadFile(h.path("logs/error.log"))
-			t.Logf("nginx output:\n%s\nerror.log:\n%s", out, errLog)
+			t.Logf("nginx output:\n%s\nerror.log:\n%s", n.out, errLog)
 		}
-	}()
-	waitPort(t, rsaPort, out)
-	waitPort(t, ecPort, out)
-
-	// 200 fresh connections (reuseport spreads them over the workers): 50 for each key and protocol, 4 at a time.
-	type job struct {
-		port  int
-		alg   string
-		proto string
+	})
+	for _, name := range names {
+		waitPort(t, n.ports[name], n.out)
 	}
+	return n
+}
+
+// get makes one fresh TLS connection to the server of key name with TLS
+// version proto ("1.2" or "1.3"), trusting only the certificate file
+// cacert, and returns the body; curl checks the server's signature with
+// that certificate's public key.
+func (n *nginxServer) get(name, proto, cacert string) (string, error) {
+	port := n.ports[name]
+	args := []string{"-sS", "--max-time", "20", "--cacert", n.h.path(cacert),
+		"--resolve", fmt.Sprintf("localhost:%d:127.0.0.1", port)}
+	if proto == "1.2" {
+		args = append(args, "--tlsv1.2", "--tls-max", "1.2")
+	} else {
+		args = append(args, "--tlsv1.3")
+	}
+	args = append(args, fmt.Sprintf("https://localhost:%d/", port))
+	body, err := exec.Command("curl", args...).CombinedOutput()
+	want := fmt.Sprintf("ok %s TLSv%s ", name, proto)
+	if err == nil && !strings.HasPrefix(string(body), want) {
+		err = fmt.Errorf("body does not start with %q", want)
+	}
+	return string(body), err
+}
+
+// handshakes makes rounds fresh connections per key name and TLS version,
+// 4 at a time, each trusting <name>.crt; it returns how many it made, the
+// failures and the worker pids that answered.
+func (n *nginxServer) handshakes(rounds int, names ...string) (int, []string, map[string]bool) {
+	type job struct{ name, proto string }
 	var jobs []job
-	for i := 0; i < 50; i++ {
+	for i := 0; i < rounds; i++ {
 		for _, p := range []string{"1.2", "1.3"} {
-			jobs = append(jobs, job{rsaPort, "rsa", p}, job{ecPort, "ec", p})
+			for _, name := range names {
+				jobs = append(jobs, job{name, p})
+			}
 		}
 	}
 	var (
@@ -129,21 +204,12 @@ http {
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				args := []string{"-sS", "--max-time", "20", "--cacert", h.path(j.alg + ".crt"),
-					"--resolve", fmt.Sprintf("localhost:%d:127.0.0.1", j.port)}
-				if j.proto == "1.2" {
-					args = append(args, "--tlsv1.2", "--tls-max", "1.2")
-				} else {
-					args = append(args, "--tlsv1.3")
-				}
-				args = append(args, fmt.Sprintf("https://localhost:%d/", j.port))
-				body, err := exec.Command("curl", args...).CombinedOutput()
-				want := fmt.Sprintf("ok %s TLSv%s ", j.alg, j.proto)
+				body, err := n.get(j.name, j.proto, j.name+".crt")
 				mu.Lock()
-				if err != nil || !strings.HasPrefix(string(body), want) {
-					failures = append(failures, fmt.Sprintf("%s TLS %s: %v %s", j.alg, j.proto, err, body))
-				} else if i := strings.Index(string(body), "pid="); i >= 0 {
-					pids[strings.TrimSpace(string(body)[i:])] = true
+				if err != nil {
+					failures = append(failures, fmt.Sprintf("%s TLS %s: %v %s", j.name, j.proto, err, body))
+				} else if i := strings.Index(body, "pid="); i >= 0 {
+					pids[strings.TrimSpace(body[i:])] = true
 				}
 				mu.Unlock()
 			}
@@ -154,13 +220,7 @@ http {
 	}
 	close(work)
 	wg.Wait()
-	if len(failures) > 0 {
-		t.Fatalf("%d of %d requests failed; first: %s", len(failures), len(jobs), failures[0])
-	}
-	t.Logf("200 requests succeeded, served by %d workers", len(pids))
-	if len(pids) < 2 {
-		t.Errorf("only %d worker(s) served; the fork path was barely exercised", len(pids))
-	}
+	return len(jobs), failures, pids
 }
 
 func freePort(t *testing.T) int {

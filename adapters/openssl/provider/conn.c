@@ -285,6 +285,8 @@ static int exchange(int fd, const Hsmbridge__Host__V1__Request *req,
     buf[3] = (uint8_t)len;
     hsmbridge__host__v1__request__pack(req, buf + 4);
     rc = write_all(fd, buf, len + 4, deadline);
+    /* Frames can carry key material (wrap, unwrap, decrypt): wipe them. */
+    OPENSSL_cleanse(buf, len + 4);
     free(buf);
     if (rc != IO_OK)
         return rc;
@@ -301,10 +303,12 @@ static int exchange(int fd, const Hsmbridge__Host__V1__Request *req,
         return IO_PROTO;
     rc = read_all(fd, buf, rlen, deadline);
     if (rc != IO_OK) {
+        OPENSSL_cleanse(buf, rlen);
         free(buf);
         return rc;
     }
     resp = hsmbridge__host__v1__response__unpack(NULL, rlen, buf);
+    OPENSSL_cleanse(buf, rlen);
     free(buf);
     if (resp == NULL)
         return IO_PROTO;

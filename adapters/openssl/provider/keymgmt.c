@@ -30,6 +30,7 @@
 #include <openssl/core_object.h>
 #include <openssl/x509.h>
 
+#include "aeskw.h"
 #include "conn.h"
 #include "errors.h"
 #include "provider.h"
@@ -87,9 +88,11 @@ HB_KEY *hb_key_from_info(HB_PROV_CTX *provctx, const void *keyinfo)
     case HSMBRIDGE__HOST__V1__KEY_TYPE__KEY_TYPE_EC:
         type = HB_KT_EC;
         break;
+    case HSMBRIDGE__HOST__V1__KEY_TYPE__KEY_TYPE_OCT:
+        return hb_oct_key_from_info(provctx, info); /* keymgmt_aes.c */
     default:
         HB_RAISE(provctx, HB_R_BAD_KEY,
-                 "%s is not an RSA or EC key; OpenSSL can only use those here",
+                 "%s is not an RSA, EC or AES key; OpenSSL can only use those here",
                  info->reference);
         return NULL;
     }

@@ -15,6 +15,7 @@
 
 #include <openssl/provider.h>
 
+#include "aeskw.h"
 #include "conn.h"
 #include "errors.h"
 #include "provider.h"
@@ -135,6 +136,8 @@ static int build_tables(HB_PROV_CTX *ctx)
           "hsmbridge RSA keys held by a backend" },
         { "EC:id-ecPublicKey", NULL, hb_ec_keymgmt_functions,
           "hsmbridge EC keys held by a backend" },
+        { HB_AES_KW_NAME, NULL, hb_aes_kw_keymgmt_functions,
+          "hsmbridge AES keys held by a backend (aeskw.h)" },
     };
     static const OSSL_ALGORITHM signature[] = {
         { "RSA:rsaEncryption", NULL, hb_rsa_signature_functions,
@@ -146,6 +149,8 @@ static int build_tables(HB_PROV_CTX *ctx)
     static const OSSL_ALGORITHM asym_cipher[] = {
         { "RSA:rsaEncryption", NULL, hb_rsa_asym_cipher_functions,
           "RSA OAEP and PKCS#1 v1.5 decryption by a backend" },
+        { HB_AES_KW_NAME, NULL, hb_aes_kw_asym_cipher_functions,
+          "AES key wrap and unwrap by a backend" },
     };
     /* azihsm:// comes later; these three name the same key spaces. */
     static const OSSL_ALGORITHM store[] = {
@@ -173,14 +178,60 @@ static int build_tables(HB_PROV_CTX *ctx)
         "input=der,structure=" HB_REF_STRUCTURE,
     };
 
-    ctx->keymgmt_algs = make_algs(keymgmt, 2, ctx->propq, NULL);
+    /* Local hashing (digest.c); the names are the default provider's. */
+    static const OSSL_ALGORITHM digest[] = {
+        { "SHA1:SHA-1:SSL3-SHA1:1.3.14.3.2.26", NULL,
+          hb_sha1_digest_functions, "SHA-1, computed locally" },
+        { "SHA2-256:SHA-256:SHA256:2.16.840.1.101.3.4.2.1", NULL,
+          hb_sha256_digest_functions, "SHA-256, computed locally" },
+        { "SHA2-384:SHA-384:SHA384:2.16.840.1.101.3.4.2.2", NULL,
+          hb_sha384_digest_functions, "SHA-384, computed locally" },
+        { "SHA2-512:SHA-512:SHA512:2.16.840.1.101.3.4.2.3", NULL,
+          hb_sha512_digest_functions, "SHA-512, computed locally" },
+    };
+    /* encoder.c: public key, key-reference "private key", text. */
+    static const OSSL_ALGORITHM encoder[] = {
+        { "RSA:rsaEncryption", NULL, hb_spki_der_encoder_functions, NULL },
+        { "RSA:rsaEncryption", NULL, hb_spki_pem_encoder_functions, NULL },
+        { "RSA:rsaEncryption", NULL, hb_pki_der_encoder_functions, NULL },
+        { "RSA:rsaEncryption", NULL, hb_pki_pem_encoder_functions, NULL },
+        { "RSA:rsaEncryption", NULL, hb_text_encoder_functions, NULL },
+        { "EC:id-ecPublicKey", NULL, hb_spki_der_encoder_functions, NULL },
+        { "EC:id-ecPublicKey", NULL, hb_spki_pem_encoder_functions, NULL },
+        { "EC:id-ecPublicKey", NULL, hb_pki_der_encoder_functions, NULL },
+        { "EC:id-ecPublicKey", NULL, hb_pki_pem_encoder_functions, NULL },
+        { "EC:id-ecPublicKey", NULL, hb_text_encoder_functions, NULL },
+    };
+    static const char *encoder_extra[] = {
+        "output=der,structure=SubjectPublicKeyInfo",
+        "output=pem,structure=SubjectPublicKeyInfo",
+        "output=der,structure=PrivateKeyInfo",
+        "output=pem,structure=PrivateKeyInfo",
+        "output=text",
+        "output=der,structure=SubjectPublicKeyInfo",
+        "output=pem,structure=SubjectPublicKeyInfo",
+        "output=der,structure=PrivateKeyInfo",
+        "output=pem,structure=PrivateKeyInfo",
+        "output=text",
+    };
+    /* Its own name, never "CTR-DRBG": used only when asked for (rand.c). */
+    static const OSSL_ALGORITHM rng[] = {
+        { "HSMBRIDGE-RAND", NULL, hb_rand_functions,
+          "random bytes drawn from the backend" },
+    };
+
+    ctx->keymgmt_algs = make_algs(keymgmt, 3, ctx->propq, NULL);
     ctx->signature_algs = make_algs(signature, 2, ctx->propq, NULL);
-    ctx->asym_cipher_algs = make_algs(asym_cipher, 1, ctx->propq, NULL);
+    ctx->asym_cipher_algs = make_algs(asym_cipher, 2, ctx->propq, NULL);
     ctx->store_algs = make_algs(store, 3, ctx->propq, NULL);
     ctx->decoder_algs = make_algs(decoder, 3, ctx->propq, decoder_extra);
+    ctx->digest_algs = make_algs(digest, 4, ctx->propq, NULL);
+    ctx->encoder_algs = make_algs(encoder, 10, ctx->propq, encoder_extra);
+    ctx->rand_algs = make_algs(rng, 1, ctx->propq, NULL);
     return ctx->keymgmt_algs != NULL && ctx->signature_algs != NULL
         && ctx->asym_cipher_algs != NULL && ctx->store_algs != NULL
-        && ctx->decoder_algs != NULL;
+        && ctx->decoder_algs != NULL && ctx->digest_algs != NULL
+        && ctx->encoder_algs != NULL && ctx->rand_algs != NULL;
 }
 
 static const OSSL_ALGORITHM *hb_query_operation(void *provctx, int op,
@@ -200,6 +251,12 @@ static const OSSL_ALGORITHM *hb_query_operation(void *provctx, int op,
         return ctx->store_algs;
     case OSSL_OP_DECODER:
         return ctx->decoder_algs;
+    case OSSL_OP_DIGEST:
+        return ctx->digest_algs;
+    case OSSL_OP_ENCODER:
+        return ctx->encoder_algs;
+    case OSSL_OP_RAND:
+        return ctx->rand_algs;
     }
     return NULL;
 }
@@ -275,6 +332,9 @@ static void hb_teardown(void *provctx)
     free_algs(ctx->asym_cipher_algs, ctx->propq);
     free_algs(ctx->store_algs, ctx->propq);
     free_algs(ctx->decoder_algs, ctx->propq);
+    free_algs(ctx->digest_algs, ctx->propq);
+    free_algs(ctx->encoder_algs, ctx->propq);
+    free_algs(ctx->rand_algs, ctx->propq);
     OSSL_LIB_CTX_free(ctx->libctx);
     free(ctx->name);
     free(ctx->module_path);

@@ -59,12 +59,16 @@ typedef struct hb_prov_ctx {
     OSSL_ALGORITHM *asym_cipher_algs;
     OSSL_ALGORITHM *store_algs;
     OSSL_ALGORITHM *decoder_algs;
+    OSSL_ALGORITHM *digest_algs;
+    OSSL_ALGORITHM *encoder_algs;
+    OSSL_ALGORITHM *rand_algs;
 } HB_PROV_CTX;
 
 /* Key objects (keymgmt.c). */
 #define HB_KEY_MAGIC 0x48424b59u /* "HBKY" */
 
-typedef enum { HB_KT_NONE = 0, HB_KT_RSA = 1, HB_KT_EC = 2 } hb_key_type;
+typedef enum { HB_KT_NONE = 0, HB_KT_RSA = 1, HB_KT_EC = 2,
+               HB_KT_OCT = 3 /* AES, no pkey: see aeskw.h */ } hb_key_type;
 
 /*
  * A backend key has a reference and a public-only pkey. A key without a
@@ -83,6 +87,7 @@ typedef struct hb_key {
     char *version;
     EVP_PKEY *pkey;  /* in the private libctx */
     int local_private; /* local key with private material */
+    int bits;        /* HB_KT_OCT only (the others ask pkey) */
 } HB_KEY;
 
 HB_KEY *hb_key_new(HB_PROV_CTX *provctx, hb_key_type type);
@@ -104,6 +109,16 @@ extern const OSSL_DISPATCH hb_store_functions[];
 extern const OSSL_DISPATCH hb_pem_decoder_functions[];
 extern const OSSL_DISPATCH hb_der_rsa_decoder_functions[];
 extern const OSSL_DISPATCH hb_der_ec_decoder_functions[];
+extern const OSSL_DISPATCH hb_sha1_digest_functions[];    /* digest.c */
+extern const OSSL_DISPATCH hb_sha256_digest_functions[];
+extern const OSSL_DISPATCH hb_sha384_digest_functions[];
+extern const OSSL_DISPATCH hb_sha512_digest_functions[];
+extern const OSSL_DISPATCH hb_spki_der_encoder_functions[]; /* encoder.c */
+extern const OSSL_DISPATCH hb_spki_pem_encoder_functions[];
+extern const OSSL_DISPATCH hb_pki_der_encoder_functions[];
+extern const OSSL_DISPATCH hb_pki_pem_encoder_functions[];
+extern const OSSL_DISPATCH hb_text_encoder_functions[];
+extern const OSSL_DISPATCH hb_rand_functions[];            /* rand.c */
 
 /* store.c: load a key by reference and hand it to an object callback. */
 int hb_load_key_object(HB_PROV_CTX *provctx, const char *reference,

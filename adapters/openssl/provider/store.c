@@ -12,6 +12,7 @@
 #include <openssl/core_object.h>
 #include <openssl/store.h>
 
+#include "aeskw.h"
 #include "conn.h"
 #include "errors.h"
 #include "provider.h"
@@ -34,7 +35,8 @@ int hb_load_key_object(HB_PROV_CTX *provctx, const char *reference,
     hsmbridge__host__v1__response__free_unpacked(resp, NULL);
     if (key == NULL)
         return 0;
-    data_type = key->type == HB_KT_RSA ? "RSA" : "EC";
+    data_type = key->type == HB_KT_RSA ? "RSA"
+        : key->type == HB_KT_EC ? "EC" : HB_AES_KW_NAME;
     if (want_type != NULL && strcmp(want_type, data_type) != 0) {
         hb_key_free(key);
         return 1; /* not for this caller; someone else may want it */
