@@ -62,3 +62,22 @@ func TestDiagnose(t *testing.T) {
 		t.Errorf("a missing role: %+v", c)
 	}
 }
+
+// The service never says an AES key's size; a listing by the process that
+// created the key still shows it.
+func TestListKeepsSizeOfAESKeysCreatedHere(t *testing.T) {
+	s := startStandin(t)
+	ctx := context.Background()
+	b, _ := s.backend(t, testToken)
+	id := core.KeyID{Namespace: "listhsm", Name: "aes"}
+	if _, err := b.CreateKey(ctx, id, core.KeySpec{Type: core.KeyTypeOct, Bits: 192, Usages: []core.KeyUsage{core.UsageWrapKey}}); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := b.ListKeys(ctx, "listhsm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0].Type != core.KeyTypeOct || keys[0].Bits != 192 {
+		t.Fatalf("listed %+v", keys)
+	}
+}

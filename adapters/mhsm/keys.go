@@ -417,7 +417,9 @@ func (b *Backend) listHSM(ctx context.Context, hsm string) ([]core.KeyInfo, erro
 				return
 			}
 			info, err := bundleInfo(id, resp.Key, resp.Attributes)
-			if err != nil {
+			if err == nil {
+				info = b.remember(info) // keeps the size of AES keys this process made
+			} else {
 				// Show what can be shown of a key hsmbridge cannot use.
 				info, err = partialInfo(id, resp.Key, resp.Attributes)
 			}
