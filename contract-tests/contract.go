@@ -25,6 +25,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -122,6 +123,7 @@ func RunBackend(t *testing.T, b Backend, cfg Config) {
 	t.Run("get_key", s.testGetKey)
 	t.Run("sign", s.testSign)
 	t.Run("decrypt", s.testDecrypt)
+	t.Run("mask", s.testMask)
 	t.Run("refusals", s.testRefusals)
 	t.Run("operations", s.testOperations)
 }
@@ -445,6 +447,49 @@ func (s *suite) testSign(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testMask masks a signing key, opens the blob again and signs with the
+// handle: the signature must verify with the original public key, and a
+// damaged blob must be refused.
+func (s *suite) testMask(t *testing.T) {
+	m, ok := s.b.(ports.Masker)
+	signer, canSign := s.b.(ports.Signer)
+	if !ok || !s.desc.Supports(core.OpMask) || !s.desc.Supports(core.OpUnmask) {
+		t.Skip("mask/unmask not declared")
+	}
+	for _, k := range s.keys {
+		if !k.info.Allows(core.UsageSign) || k.info.Type != core.KeyTypeEC || !canSign {
+			continue
+		}
+		blob, err := m.Mask(s.ctx(t), k.info.ID)
+		if err != nil {
+			t.Fatalf("mask %s: %v", k.info.ID, err)
+		}
+		handle, err := m.Unmask(s.ctx(t), blob)
+		if err != nil {
+			t.Fatalf("unmask: %v", err)
+		}
+		if string(handle.PublicKeyDER) != string(k.info.PublicKeyDER) {
+			t.Fatal("the unmasked key's public key differs from the original's")
+		}
+		digest := sha256.Sum256([]byte("masked key"))
+		sig, err := signer.Sign(s.ctx(t), handle.ID, digest[:], core.SignatureScheme{Padding: core.PaddingECDSA, Hash: core.SHA256})
+		if err != nil {
+			t.Fatalf("sign with the unmasked key: %v", err)
+		}
+		pub, _ := parsePublic(k.info)
+		if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), digest[:], sig) {
+			t.Fatal("the unmasked key's signature does not verify with the original public key")
+		}
+		damaged := append(core.MaskedKey(nil), blob...)
+		damaged[len(damaged)-1] ^= 1
+		if _, err := m.Unmask(s.ctx(t), damaged); err == nil {
+			t.Fatal("a damaged masked key was opened")
+		}
+		return
+	}
+	t.Skip("no EC signing key to mask")
 }
 
 func (s *suite) testDecrypt(t *testing.T) {

@@ -74,6 +74,11 @@ type Backend struct {
 	stateDir string
 	opened   bool
 	keys     map[keyName]*keyEntry
+
+	masking maskingState // guarded by mu
+	// masked holds the keys opened from masked blobs, by handle; they live
+	// as long as this process (an application opens them again on need).
+	masked map[string]*keyVersion
 }
 
 type keyName struct{ ns, name string }
@@ -102,6 +107,7 @@ type keyVersion struct {
 var (
 	_ ports.KeyLookup    = (*Backend)(nil)
 	_ ports.KeyWrapper   = (*Backend)(nil)
+	_ ports.Masker       = (*Backend)(nil)
 	_ ports.KeyLister    = (*Backend)(nil)
 	_ ports.KeyGenerator = (*Backend)(nil)
 	_ ports.KeyImporter  = (*Backend)(nil)
@@ -228,6 +234,9 @@ func notFound(id core.KeyID) error {
 
 // resolve finds a key version, from the cache when it is still current.
 func (b *Backend) resolve(id core.KeyID) (*keyVersion, error) {
+	if id.Namespace == maskedNamespace {
+		return b.resolveMasked(id)
+	}
 	if err := checkName("namespace", id.Namespace); err != nil {
 		return nil, err
 	}

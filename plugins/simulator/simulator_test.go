@@ -583,12 +583,12 @@ func TestConfigure(t *testing.T) {
 func TestDescriptionAndRandom(t *testing.T) {
 	b, _ := newBackend(t)
 	d := b.Describe()
-	for _, op := range []core.Operation{core.OpGetKey, core.OpListKeys, core.OpCreateKey, core.OpImportKey, core.OpDeleteKey, core.OpSign, core.OpDecrypt, core.OpRandom} {
+	for _, op := range []core.Operation{core.OpGetKey, core.OpListKeys, core.OpCreateKey, core.OpImportKey, core.OpDeleteKey, core.OpSign, core.OpDecrypt, core.OpRandom, core.OpWrapKey, core.OpUnwrapKey, core.OpMask, core.OpUnmask} {
 		if !d.Supports(op) {
 			t.Errorf("%s not declared", op)
 		}
 	}
-	for _, op := range []core.Operation{core.OpAgree, core.OpDerive, core.OpMask} {
+	for _, op := range []core.Operation{core.OpAgree, core.OpDerive} {
 		if d.Supports(op) {
 			t.Errorf("%s declared", op)
 		}
