@@ -207,12 +207,15 @@ const (
 	OpRandom    Operation = "random"
 	OpWrapKey   Operation = "wrap_key"
 	OpUnwrapKey Operation = "unwrap_key"
+	// Masked keys made in the backend (MaskedKeyMaker).
+	OpGenerateMasked Operation = "generate_masked"
+	OpImportMasked   Operation = "import_masked"
 )
 
 // AllOperations lists every operation a backend can declare.
 func AllOperations() []Operation {
 	return []Operation{OpGetKey, OpListKeys, OpCreateKey, OpImportKey, OpDeleteKey, OpSign, OpDecrypt,
-		OpWrapKey, OpUnwrapKey, OpAgree, OpDerive, OpMask, OpUnmask, OpRandom}
+		OpWrapKey, OpUnwrapKey, OpAgree, OpDerive, OpMask, OpUnmask, OpGenerateMasked, OpImportMasked, OpRandom}
 }
 
 // BackendDescription is what a backend declares about itself.

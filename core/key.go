@@ -81,6 +81,38 @@ func equalFoldASCII(a, b string) bool {
 	return true
 }
 
+// ParseUsageWords reads allowed operations given in Key Vault's words
+// (sign, decrypt, ...) or in the X.509 key-usage words the Integrated HSM
+// uses: digitalSignature (sign, verify), keyAgreement (deriveKey) and
+// keyEncipherment (encrypt, decrypt).
+func ParseUsageWords(words []string) ([]KeyUsage, error) {
+	var out []KeyUsage
+	add := func(us ...KeyUsage) {
+		for _, u := range us {
+			if !slices.Contains(out, u) {
+				out = append(out, u)
+			}
+		}
+	}
+	for _, w := range words {
+		switch {
+		case equalFoldASCII(w, "digitalSignature"):
+			add(UsageSign, UsageVerify)
+		case equalFoldASCII(w, "keyAgreement"):
+			add(UsageDeriveKey)
+		case equalFoldASCII(w, "keyEncipherment"):
+			add(UsageEncrypt, UsageDecrypt)
+		default:
+			u, err := ParseKeyUsage(w)
+			if err != nil {
+				return nil, Errorf(KindInvalidInput, "unknown key usage %q (sign, verify, encrypt, decrypt, wrapKey, unwrapKey, deriveKey, or digitalSignature, keyAgreement, keyEncipherment)", w)
+			}
+			add(u)
+		}
+	}
+	return out, nil
+}
+
 // KeySpec describes a key to create.
 type KeySpec struct {
 	Type   KeyType

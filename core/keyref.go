@@ -158,6 +158,15 @@ func parseAzIHSM(ref, rest string) (KeyRef, error) {
 	}
 	for _, attr := range parts[1:] {
 		k, v, _ := strings.Cut(attr, "=")
+		if strings.EqualFold(k, "version") {
+			// Not a user's attribute: hsmhost names an opened masked key's
+			// handle this way.
+			if r.Version != "" || !versionPattern.MatchString(v) {
+				return KeyRef{}, badRef(ref, "bad or repeated version attribute")
+			}
+			r.Version = v
+			continue
+		}
 		if !strings.EqualFold(k, "type") {
 			return KeyRef{}, badRef(ref, "unknown attribute %q (only type= is known)", k)
 		}
@@ -205,7 +214,11 @@ func (r KeyRef) validate(ref string) error {
 func (r KeyRef) String() string {
 	switch r.Scheme {
 	case SchemeAzIHSM:
-		return "azihsm://" + r.Name + ";type=" + string(r.Type)
+		s := "azihsm://" + r.Name + ";type=" + string(r.Type)
+		if r.Version != "" {
+			s += ";version=" + r.Version
+		}
+		return s
 	case "":
 		return ""
 	}
@@ -222,8 +235,17 @@ func (r KeyRef) WithVersion(v string) KeyRef {
 	return r
 }
 
+// MaskedNamespace is the namespace of keys opened from masked blobs; their
+// name and version are the handle the backend gave when it opened the blob.
+const MaskedNamespace = "@masked"
+
 // ID is what a backend needs to find the key: the scheme is the host's
-// business (routing), not the backend's.
+// business (routing), not the backend's. An azihsm:// reference names a
+// masked-key file in the application's directory, which the backend never
+// sees: its ID is the handle of the opened blob (the version).
 func (r KeyRef) ID() KeyID {
+	if r.Scheme == SchemeAzIHSM {
+		return KeyID{Namespace: MaskedNamespace, Name: r.Version, Version: r.Version}
+	}
 	return KeyID{Namespace: r.Namespace, Name: r.Name, Version: r.Version}
 }

@@ -78,6 +78,24 @@ type Masker interface {
 	Unmask(ctx context.Context, blob core.MaskedKey) (core.KeyInfo, error)
 }
 
+// MaskedKeyMaker makes keys that leave the backend only as masked blobs,
+// as the Integrated HSM does: generated inside it, or imported wrapped.
+// session, when not empty, binds the key to that session: it is unusable
+// once EndSession(session) has been called.
+type MaskedKeyMaker interface {
+	GenerateMasked(ctx context.Context, spec core.KeySpec, session string) (core.MaskedKey, core.KeyInfo, error)
+	// ImportWrappingKey is the RSA public key (DER SubjectPublicKeyInfo)
+	// that ImportMasked's input is wrapped under with CKM_RSA_AES_KEY_WRAP.
+	ImportWrappingKey(ctx context.Context) ([]byte, error)
+	ImportMasked(ctx context.Context, wrapped []byte, usages []core.KeyUsage, session string) (core.MaskedKey, core.KeyInfo, error)
+}
+
+// SessionEnder is told when an application's session ends (its last
+// connection to hsmhost closed), so that its session keys stop working.
+type SessionEnder interface {
+	EndSession(ctx context.Context, session string) error
+}
+
 // RandomSource draws random bytes from the backend.
 type RandomSource interface {
 	Random(ctx context.Context, n int) ([]byte, error)
@@ -134,6 +152,9 @@ func Operations(b KeyLookup) []core.Operation {
 	_, ok = b.(Masker)
 	add(ok, core.OpMask)
 	add(ok, core.OpUnmask)
+	_, ok = b.(MaskedKeyMaker)
+	add(ok, core.OpGenerateMasked)
+	add(ok, core.OpImportMasked)
 	_, ok = b.(RandomSource)
 	add(ok, core.OpRandom)
 	return ops

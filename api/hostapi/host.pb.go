@@ -382,6 +382,10 @@ type Request struct {
 	//	*Request_ListKeys
 	//	*Request_DeleteKey
 	//	*Request_Diagnose
+	//	*Request_GenerateMasked
+	//	*Request_ImportWrappingKey
+	//	*Request_ImportMasked
+	//	*Request_OpenMasked
 	Op            isRequest_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -539,6 +543,42 @@ func (x *Request) GetDiagnose() *DiagnoseRequest {
 	return nil
 }
 
+func (x *Request) GetGenerateMasked() *GenerateMaskedRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_GenerateMasked); ok {
+			return x.GenerateMasked
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetImportWrappingKey() *ImportWrappingKeyRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_ImportWrappingKey); ok {
+			return x.ImportWrappingKey
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetImportMasked() *ImportMaskedRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_ImportMasked); ok {
+			return x.ImportMasked
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetOpenMasked() *OpenMaskedRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_OpenMasked); ok {
+			return x.OpenMasked
+		}
+	}
+	return nil
+}
+
 type isRequest_Op interface {
 	isRequest_Op()
 }
@@ -591,6 +631,22 @@ type Request_Diagnose struct {
 	Diagnose *DiagnoseRequest `protobuf:"bytes,24,opt,name=diagnose,proto3,oneof"`
 }
 
+type Request_GenerateMasked struct {
+	GenerateMasked *GenerateMaskedRequest `protobuf:"bytes,25,opt,name=generate_masked,json=generateMasked,proto3,oneof"`
+}
+
+type Request_ImportWrappingKey struct {
+	ImportWrappingKey *ImportWrappingKeyRequest `protobuf:"bytes,26,opt,name=import_wrapping_key,json=importWrappingKey,proto3,oneof"`
+}
+
+type Request_ImportMasked struct {
+	ImportMasked *ImportMaskedRequest `protobuf:"bytes,27,opt,name=import_masked,json=importMasked,proto3,oneof"`
+}
+
+type Request_OpenMasked struct {
+	OpenMasked *OpenMaskedRequest `protobuf:"bytes,28,opt,name=open_masked,json=openMasked,proto3,oneof"`
+}
+
 func (*Request_Hello) isRequest_Op() {}
 
 func (*Request_GetKey) isRequest_Op() {}
@@ -615,6 +671,14 @@ func (*Request_DeleteKey) isRequest_Op() {}
 
 func (*Request_Diagnose) isRequest_Op() {}
 
+func (*Request_GenerateMasked) isRequest_Op() {}
+
+func (*Request_ImportWrappingKey) isRequest_Op() {}
+
+func (*Request_ImportMasked) isRequest_Op() {}
+
+func (*Request_OpenMasked) isRequest_Op() {}
+
 type Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -632,6 +696,8 @@ type Response struct {
 	//	*Response_KeyList
 	//	*Response_Deleted
 	//	*Response_Diagnosis
+	//	*Response_Masked
+	//	*Response_WrappingKey
 	Result        isResponse_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -776,6 +842,24 @@ func (x *Response) GetDiagnosis() *Diagnosis {
 	return nil
 }
 
+func (x *Response) GetMasked() *MaskedKeyResponse {
+	if x != nil {
+		if x, ok := x.Result.(*Response_Masked); ok {
+			return x.Masked
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetWrappingKey() *WrappingKeyResponse {
+	if x != nil {
+		if x, ok := x.Result.(*Response_WrappingKey); ok {
+			return x.WrappingKey
+		}
+	}
+	return nil
+}
+
 type isResponse_Result interface {
 	isResponse_Result()
 }
@@ -816,6 +900,14 @@ type Response_Diagnosis struct {
 	Diagnosis *Diagnosis `protobuf:"bytes,24,opt,name=diagnosis,proto3,oneof"`
 }
 
+type Response_Masked struct {
+	Masked *MaskedKeyResponse `protobuf:"bytes,25,opt,name=masked,proto3,oneof"`
+}
+
+type Response_WrappingKey struct {
+	WrappingKey *WrappingKeyResponse `protobuf:"bytes,26,opt,name=wrapping_key,json=wrappingKey,proto3,oneof"`
+}
+
 func (*Response_Hello) isResponse_Result() {}
 
 func (*Response_Key) isResponse_Result() {}
@@ -833,6 +925,10 @@ func (*Response_KeyList) isResponse_Result() {}
 func (*Response_Deleted) isResponse_Result() {}
 
 func (*Response_Diagnosis) isResponse_Result() {}
+
+func (*Response_Masked) isResponse_Result() {}
+
+func (*Response_WrappingKey) isResponse_Result() {}
 
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1097,9 +1193,13 @@ func (x *EncryptionScheme) GetLabel() []byte {
 }
 
 type HelloRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       ProtocolVersion        `protobuf:"varint,1,opt,name=version,proto3,enum=hsmbridge.host.v1.ProtocolVersion" json:"version,omitempty"`
-	Client        string                 `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version ProtocolVersion        `protobuf:"varint,1,opt,name=version,proto3,enum=hsmbridge.host.v1.ProtocolVersion" json:"version,omitempty"`
+	Client  string                 `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
+	// The application process's session: random, made anew in a forked
+	// child. Session keys live until the last connection of their session
+	// closes (docs/MASKED_KEYS.md).
+	Session       string `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1144,6 +1244,13 @@ func (x *HelloRequest) GetVersion() ProtocolVersion {
 func (x *HelloRequest) GetClient() string {
 	if x != nil {
 		return x.Client
+	}
+	return ""
+}
+
+func (x *HelloRequest) GetSession() string {
+	if x != nil {
+		return x.Session
 	}
 	return ""
 }
@@ -2294,11 +2401,376 @@ func (x *Diagnosis) GetChecks() []*Check {
 	return nil
 }
 
+// Generates a key in the backend and returns it masked (Response.masked).
+type GenerateMaskedRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Reference string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	KeyType   KeyType                `protobuf:"varint,2,opt,name=key_type,json=keyType,proto3,enum=hsmbridge.host.v1.KeyType" json:"key_type,omitempty"`
+	Bits      int32                  `protobuf:"varint,3,opt,name=bits,proto3" json:"bits,omitempty"`
+	Curve     string                 `protobuf:"bytes,4,opt,name=curve,proto3" json:"curve,omitempty"`
+	// Key Vault's words (sign, verify, deriveKey, encrypt, decrypt, ...) or
+	// the Integrated HSM's (digitalSignature, keyAgreement, keyEncipherment).
+	Ops []string `protobuf:"bytes,5,rep,name=ops,proto3" json:"ops,omitempty"`
+	// A session key is bound to the requesting connection's session.
+	Session       bool `protobuf:"varint,6,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateMaskedRequest) Reset() {
+	*x = GenerateMaskedRequest{}
+	mi := &file_api_hostapi_host_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateMaskedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateMaskedRequest) ProtoMessage() {}
+
+func (x *GenerateMaskedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateMaskedRequest.ProtoReflect.Descriptor instead.
+func (*GenerateMaskedRequest) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GenerateMaskedRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *GenerateMaskedRequest) GetKeyType() KeyType {
+	if x != nil {
+		return x.KeyType
+	}
+	return KeyType_KEY_TYPE_UNSPECIFIED
+}
+
+func (x *GenerateMaskedRequest) GetBits() int32 {
+	if x != nil {
+		return x.Bits
+	}
+	return 0
+}
+
+func (x *GenerateMaskedRequest) GetCurve() string {
+	if x != nil {
+		return x.Curve
+	}
+	return ""
+}
+
+func (x *GenerateMaskedRequest) GetOps() []string {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+func (x *GenerateMaskedRequest) GetSession() bool {
+	if x != nil {
+		return x.Session
+	}
+	return false
+}
+
+// Asks for the public key that imports are wrapped under (Response.wrapping_key).
+type ImportWrappingKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reference     string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportWrappingKeyRequest) Reset() {
+	*x = ImportWrappingKeyRequest{}
+	mi := &file_api_hostapi_host_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportWrappingKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportWrappingKeyRequest) ProtoMessage() {}
+
+func (x *ImportWrappingKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportWrappingKeyRequest.ProtoReflect.Descriptor instead.
+func (*ImportWrappingKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ImportWrappingKeyRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+type WrappingKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// DER SubjectPublicKeyInfo of an RSA key.
+	PublicKeyDer []byte `protobuf:"bytes,1,opt,name=public_key_der,json=publicKeyDer,proto3" json:"public_key_der,omitempty"`
+	// How to wrap: "CKM_RSA_AES_KEY_WRAP" = RSA-OAEP (SHA-256, MGF1 SHA-256,
+	// no label) of a fresh AES-256 key, followed by the RFC 5649 wrap of the
+	// PKCS#8 private key under that AES key.
+	Algorithm     string `protobuf:"bytes,2,opt,name=algorithm,proto3" json:"algorithm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WrappingKeyResponse) Reset() {
+	*x = WrappingKeyResponse{}
+	mi := &file_api_hostapi_host_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WrappingKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WrappingKeyResponse) ProtoMessage() {}
+
+func (x *WrappingKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WrappingKeyResponse.ProtoReflect.Descriptor instead.
+func (*WrappingKeyResponse) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *WrappingKeyResponse) GetPublicKeyDer() []byte {
+	if x != nil {
+		return x.PublicKeyDer
+	}
+	return nil
+}
+
+func (x *WrappingKeyResponse) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+// Imports a wrapped PKCS#8 private key and returns it masked (Response.masked).
+type ImportMaskedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reference     string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	Wrapped       []byte                 `protobuf:"bytes,2,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
+	Ops           []string               `protobuf:"bytes,3,rep,name=ops,proto3" json:"ops,omitempty"`
+	Session       bool                   `protobuf:"varint,4,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportMaskedRequest) Reset() {
+	*x = ImportMaskedRequest{}
+	mi := &file_api_hostapi_host_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportMaskedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportMaskedRequest) ProtoMessage() {}
+
+func (x *ImportMaskedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportMaskedRequest.ProtoReflect.Descriptor instead.
+func (*ImportMaskedRequest) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ImportMaskedRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *ImportMaskedRequest) GetWrapped() []byte {
+	if x != nil {
+		return x.Wrapped
+	}
+	return nil
+}
+
+func (x *ImportMaskedRequest) GetOps() []string {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+func (x *ImportMaskedRequest) GetSession() bool {
+	if x != nil {
+		return x.Session
+	}
+	return false
+}
+
+type MaskedKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Blob          []byte                 `protobuf:"bytes,1,opt,name=blob,proto3" json:"blob,omitempty"`
+	Key           *KeyInfo               `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MaskedKeyResponse) Reset() {
+	*x = MaskedKeyResponse{}
+	mi := &file_api_hostapi_host_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MaskedKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MaskedKeyResponse) ProtoMessage() {}
+
+func (x *MaskedKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MaskedKeyResponse.ProtoReflect.Descriptor instead.
+func (*MaskedKeyResponse) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *MaskedKeyResponse) GetBlob() []byte {
+	if x != nil {
+		return x.Blob
+	}
+	return nil
+}
+
+func (x *MaskedKeyResponse) GetKey() *KeyInfo {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+// Opens a masked blob (Response.key). The KeyInfo's version is a handle:
+// later requests name the same reference with that version. A handle the
+// backend no longer knows (it restarted) answers NOT_FOUND: open again.
+type OpenMaskedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reference     string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	Blob          []byte                 `protobuf:"bytes,2,opt,name=blob,proto3" json:"blob,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenMaskedRequest) Reset() {
+	*x = OpenMaskedRequest{}
+	mi := &file_api_hostapi_host_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenMaskedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenMaskedRequest) ProtoMessage() {}
+
+func (x *OpenMaskedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenMaskedRequest.ProtoReflect.Descriptor instead.
+func (*OpenMaskedRequest) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *OpenMaskedRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *OpenMaskedRequest) GetBlob() []byte {
+	if x != nil {
+		return x.Blob
+	}
+	return nil
+}
+
 var File_api_hostapi_host_proto protoreflect.FileDescriptor
 
 const file_api_hostapi_host_proto_rawDesc = "" +
 	"\n" +
-	"\x16api/hostapi/host.proto\x12\x11hsmbridge.host.v1\"\xa1\x06\n" +
+	"\x16api/hostapi/host.proto\x12\x11hsmbridge.host.v1\"\xed\b\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x127\n" +
 	"\x05hello\x18\n" +
@@ -2317,8 +2789,13 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\tlist_keys\x18\x16 \x01(\v2\".hsmbridge.host.v1.ListKeysRequestH\x00R\blistKeys\x12D\n" +
 	"\n" +
 	"delete_key\x18\x17 \x01(\v2#.hsmbridge.host.v1.DeleteKeyRequestH\x00R\tdeleteKey\x12@\n" +
-	"\bdiagnose\x18\x18 \x01(\v2\".hsmbridge.host.v1.DiagnoseRequestH\x00R\bdiagnoseB\x04\n" +
-	"\x02op\"\x9e\x05\n" +
+	"\bdiagnose\x18\x18 \x01(\v2\".hsmbridge.host.v1.DiagnoseRequestH\x00R\bdiagnose\x12S\n" +
+	"\x0fgenerate_masked\x18\x19 \x01(\v2(.hsmbridge.host.v1.GenerateMaskedRequestH\x00R\x0egenerateMasked\x12]\n" +
+	"\x13import_wrapping_key\x18\x1a \x01(\v2+.hsmbridge.host.v1.ImportWrappingKeyRequestH\x00R\x11importWrappingKey\x12M\n" +
+	"\rimport_masked\x18\x1b \x01(\v2&.hsmbridge.host.v1.ImportMaskedRequestH\x00R\fimportMasked\x12G\n" +
+	"\vopen_masked\x18\x1c \x01(\v2$.hsmbridge.host.v1.OpenMaskedRequestH\x00R\n" +
+	"openMaskedB\x04\n" +
+	"\x02op\"\xab\x06\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
 	"\x05error\x18\x02 \x01(\v2\x18.hsmbridge.host.v1.ErrorR\x05error\x121\n" +
@@ -2332,7 +2809,9 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\awrapped\x18\x0f \x01(\v2\".hsmbridge.host.v1.WrapKeyResponseH\x00R\awrapped\x127\n" +
 	"\bkey_list\x18\x16 \x01(\v2\x1a.hsmbridge.host.v1.KeyListH\x00R\akeyList\x12@\n" +
 	"\adeleted\x18\x17 \x01(\v2$.hsmbridge.host.v1.DeleteKeyResponseH\x00R\adeleted\x12<\n" +
-	"\tdiagnosis\x18\x18 \x01(\v2\x1c.hsmbridge.host.v1.DiagnosisH\x00R\tdiagnosisB\b\n" +
+	"\tdiagnosis\x18\x18 \x01(\v2\x1c.hsmbridge.host.v1.DiagnosisH\x00R\tdiagnosis\x12>\n" +
+	"\x06masked\x18\x19 \x01(\v2$.hsmbridge.host.v1.MaskedKeyResponseH\x00R\x06masked\x12K\n" +
+	"\fwrapping_key\x18\x1a \x01(\v2&.hsmbridge.host.v1.WrappingKeyResponseH\x00R\vwrappingKeyB\b\n" +
 	"\x06result\"m\n" +
 	"\x05Error\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.hsmbridge.host.v1.ErrorKindR\x04kind\x12\x18\n" +
@@ -2353,10 +2832,11 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\apadding\x18\x01 \x01(\x0e2$.hsmbridge.host.v1.EncryptionPaddingR\apadding\x124\n" +
 	"\toaep_hash\x18\x02 \x01(\x0e2\x17.hsmbridge.host.v1.HashR\boaepHash\x124\n" +
 	"\tmgf1_hash\x18\x03 \x01(\x0e2\x17.hsmbridge.host.v1.HashR\bmgf1Hash\x12\x14\n" +
-	"\x05label\x18\x04 \x01(\fR\x05label\"d\n" +
+	"\x05label\x18\x04 \x01(\fR\x05label\"~\n" +
 	"\fHelloRequest\x12<\n" +
 	"\aversion\x18\x01 \x01(\x0e2\".hsmbridge.host.v1.ProtocolVersionR\aversion\x12\x16\n" +
-	"\x06client\x18\x02 \x01(\tR\x06client\"p\n" +
+	"\x06client\x18\x02 \x01(\tR\x06client\x12\x18\n" +
+	"\asession\x18\x03 \x01(\tR\asession\"p\n" +
 	"\rHelloResponse\x12<\n" +
 	"\aversion\x18\x01 \x01(\x0e2\".hsmbridge.host.v1.ProtocolVersionR\aversion\x12!\n" +
 	"\fhost_version\x18\x02 \x01(\tR\vhostVersion\"\xc0\x02\n" +
@@ -2431,7 +2911,30 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\tDiagnosis\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x1c\n" +
 	"\tsupported\x18\x02 \x01(\bR\tsupported\x120\n" +
-	"\x06checks\x18\x03 \x03(\v2\x18.hsmbridge.host.v1.CheckR\x06checks*K\n" +
+	"\x06checks\x18\x03 \x03(\v2\x18.hsmbridge.host.v1.CheckR\x06checks\"\xc2\x01\n" +
+	"\x15GenerateMaskedRequest\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\x125\n" +
+	"\bkey_type\x18\x02 \x01(\x0e2\x1a.hsmbridge.host.v1.KeyTypeR\akeyType\x12\x12\n" +
+	"\x04bits\x18\x03 \x01(\x05R\x04bits\x12\x14\n" +
+	"\x05curve\x18\x04 \x01(\tR\x05curve\x12\x10\n" +
+	"\x03ops\x18\x05 \x03(\tR\x03ops\x12\x18\n" +
+	"\asession\x18\x06 \x01(\bR\asession\"8\n" +
+	"\x18ImportWrappingKeyRequest\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\"Y\n" +
+	"\x13WrappingKeyResponse\x12$\n" +
+	"\x0epublic_key_der\x18\x01 \x01(\fR\fpublicKeyDer\x12\x1c\n" +
+	"\talgorithm\x18\x02 \x01(\tR\talgorithm\"y\n" +
+	"\x13ImportMaskedRequest\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\x12\x18\n" +
+	"\awrapped\x18\x02 \x01(\fR\awrapped\x12\x10\n" +
+	"\x03ops\x18\x03 \x03(\tR\x03ops\x12\x18\n" +
+	"\asession\x18\x04 \x01(\bR\asession\"U\n" +
+	"\x11MaskedKeyResponse\x12\x12\n" +
+	"\x04blob\x18\x01 \x01(\fR\x04blob\x12,\n" +
+	"\x03key\x18\x02 \x01(\v2\x1a.hsmbridge.host.v1.KeyInfoR\x03key\"E\n" +
+	"\x11OpenMaskedRequest\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\x12\x12\n" +
+	"\x04blob\x18\x02 \x01(\fR\x04blob*K\n" +
 	"\x0fProtocolVersion\x12 \n" +
 	"\x1cPROTOCOL_VERSION_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12PROTOCOL_VERSION_1\x10\x01*\xf2\x02\n" +
@@ -2484,41 +2987,47 @@ func file_api_hostapi_host_proto_rawDescGZIP() []byte {
 }
 
 var file_api_hostapi_host_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_hostapi_host_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_api_hostapi_host_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_api_hostapi_host_proto_goTypes = []any{
-	(ProtocolVersion)(0),      // 0: hsmbridge.host.v1.ProtocolVersion
-	(ErrorKind)(0),            // 1: hsmbridge.host.v1.ErrorKind
-	(KeyType)(0),              // 2: hsmbridge.host.v1.KeyType
-	(Hash)(0),                 // 3: hsmbridge.host.v1.Hash
-	(SignaturePadding)(0),     // 4: hsmbridge.host.v1.SignaturePadding
-	(EncryptionPadding)(0),    // 5: hsmbridge.host.v1.EncryptionPadding
-	(*Request)(nil),           // 6: hsmbridge.host.v1.Request
-	(*Response)(nil),          // 7: hsmbridge.host.v1.Response
-	(*Error)(nil),             // 8: hsmbridge.host.v1.Error
-	(*Timing)(nil),            // 9: hsmbridge.host.v1.Timing
-	(*SignatureScheme)(nil),   // 10: hsmbridge.host.v1.SignatureScheme
-	(*EncryptionScheme)(nil),  // 11: hsmbridge.host.v1.EncryptionScheme
-	(*HelloRequest)(nil),      // 12: hsmbridge.host.v1.HelloRequest
-	(*HelloResponse)(nil),     // 13: hsmbridge.host.v1.HelloResponse
-	(*KeyInfo)(nil),           // 14: hsmbridge.host.v1.KeyInfo
-	(*KeyList)(nil),           // 15: hsmbridge.host.v1.KeyList
-	(*GetKeyRequest)(nil),     // 16: hsmbridge.host.v1.GetKeyRequest
-	(*SignRequest)(nil),       // 17: hsmbridge.host.v1.SignRequest
-	(*SignResponse)(nil),      // 18: hsmbridge.host.v1.SignResponse
-	(*DecryptRequest)(nil),    // 19: hsmbridge.host.v1.DecryptRequest
-	(*DecryptResponse)(nil),   // 20: hsmbridge.host.v1.DecryptResponse
-	(*RandomRequest)(nil),     // 21: hsmbridge.host.v1.RandomRequest
-	(*RandomResponse)(nil),    // 22: hsmbridge.host.v1.RandomResponse
-	(*WrapKeyRequest)(nil),    // 23: hsmbridge.host.v1.WrapKeyRequest
-	(*WrapKeyResponse)(nil),   // 24: hsmbridge.host.v1.WrapKeyResponse
-	(*CreateKeyRequest)(nil),  // 25: hsmbridge.host.v1.CreateKeyRequest
-	(*ImportKeyRequest)(nil),  // 26: hsmbridge.host.v1.ImportKeyRequest
-	(*ListKeysRequest)(nil),   // 27: hsmbridge.host.v1.ListKeysRequest
-	(*DeleteKeyRequest)(nil),  // 28: hsmbridge.host.v1.DeleteKeyRequest
-	(*DeleteKeyResponse)(nil), // 29: hsmbridge.host.v1.DeleteKeyResponse
-	(*DiagnoseRequest)(nil),   // 30: hsmbridge.host.v1.DiagnoseRequest
-	(*Check)(nil),             // 31: hsmbridge.host.v1.Check
-	(*Diagnosis)(nil),         // 32: hsmbridge.host.v1.Diagnosis
+	(ProtocolVersion)(0),             // 0: hsmbridge.host.v1.ProtocolVersion
+	(ErrorKind)(0),                   // 1: hsmbridge.host.v1.ErrorKind
+	(KeyType)(0),                     // 2: hsmbridge.host.v1.KeyType
+	(Hash)(0),                        // 3: hsmbridge.host.v1.Hash
+	(SignaturePadding)(0),            // 4: hsmbridge.host.v1.SignaturePadding
+	(EncryptionPadding)(0),           // 5: hsmbridge.host.v1.EncryptionPadding
+	(*Request)(nil),                  // 6: hsmbridge.host.v1.Request
+	(*Response)(nil),                 // 7: hsmbridge.host.v1.Response
+	(*Error)(nil),                    // 8: hsmbridge.host.v1.Error
+	(*Timing)(nil),                   // 9: hsmbridge.host.v1.Timing
+	(*SignatureScheme)(nil),          // 10: hsmbridge.host.v1.SignatureScheme
+	(*EncryptionScheme)(nil),         // 11: hsmbridge.host.v1.EncryptionScheme
+	(*HelloRequest)(nil),             // 12: hsmbridge.host.v1.HelloRequest
+	(*HelloResponse)(nil),            // 13: hsmbridge.host.v1.HelloResponse
+	(*KeyInfo)(nil),                  // 14: hsmbridge.host.v1.KeyInfo
+	(*KeyList)(nil),                  // 15: hsmbridge.host.v1.KeyList
+	(*GetKeyRequest)(nil),            // 16: hsmbridge.host.v1.GetKeyRequest
+	(*SignRequest)(nil),              // 17: hsmbridge.host.v1.SignRequest
+	(*SignResponse)(nil),             // 18: hsmbridge.host.v1.SignResponse
+	(*DecryptRequest)(nil),           // 19: hsmbridge.host.v1.DecryptRequest
+	(*DecryptResponse)(nil),          // 20: hsmbridge.host.v1.DecryptResponse
+	(*RandomRequest)(nil),            // 21: hsmbridge.host.v1.RandomRequest
+	(*RandomResponse)(nil),           // 22: hsmbridge.host.v1.RandomResponse
+	(*WrapKeyRequest)(nil),           // 23: hsmbridge.host.v1.WrapKeyRequest
+	(*WrapKeyResponse)(nil),          // 24: hsmbridge.host.v1.WrapKeyResponse
+	(*CreateKeyRequest)(nil),         // 25: hsmbridge.host.v1.CreateKeyRequest
+	(*ImportKeyRequest)(nil),         // 26: hsmbridge.host.v1.ImportKeyRequest
+	(*ListKeysRequest)(nil),          // 27: hsmbridge.host.v1.ListKeysRequest
+	(*DeleteKeyRequest)(nil),         // 28: hsmbridge.host.v1.DeleteKeyRequest
+	(*DeleteKeyResponse)(nil),        // 29: hsmbridge.host.v1.DeleteKeyResponse
+	(*DiagnoseRequest)(nil),          // 30: hsmbridge.host.v1.DiagnoseRequest
+	(*Check)(nil),                    // 31: hsmbridge.host.v1.Check
+	(*Diagnosis)(nil),                // 32: hsmbridge.host.v1.Diagnosis
+	(*GenerateMaskedRequest)(nil),    // 33: hsmbridge.host.v1.GenerateMaskedRequest
+	(*ImportWrappingKeyRequest)(nil), // 34: hsmbridge.host.v1.ImportWrappingKeyRequest
+	(*WrappingKeyResponse)(nil),      // 35: hsmbridge.host.v1.WrappingKeyResponse
+	(*ImportMaskedRequest)(nil),      // 36: hsmbridge.host.v1.ImportMaskedRequest
+	(*MaskedKeyResponse)(nil),        // 37: hsmbridge.host.v1.MaskedKeyResponse
+	(*OpenMaskedRequest)(nil),        // 38: hsmbridge.host.v1.OpenMaskedRequest
 }
 var file_api_hostapi_host_proto_depIdxs = []int32{
 	12, // 0: hsmbridge.host.v1.Request.hello:type_name -> hsmbridge.host.v1.HelloRequest
@@ -2533,37 +3042,45 @@ var file_api_hostapi_host_proto_depIdxs = []int32{
 	27, // 9: hsmbridge.host.v1.Request.list_keys:type_name -> hsmbridge.host.v1.ListKeysRequest
 	28, // 10: hsmbridge.host.v1.Request.delete_key:type_name -> hsmbridge.host.v1.DeleteKeyRequest
 	30, // 11: hsmbridge.host.v1.Request.diagnose:type_name -> hsmbridge.host.v1.DiagnoseRequest
-	8,  // 12: hsmbridge.host.v1.Response.error:type_name -> hsmbridge.host.v1.Error
-	9,  // 13: hsmbridge.host.v1.Response.timing:type_name -> hsmbridge.host.v1.Timing
-	13, // 14: hsmbridge.host.v1.Response.hello:type_name -> hsmbridge.host.v1.HelloResponse
-	14, // 15: hsmbridge.host.v1.Response.key:type_name -> hsmbridge.host.v1.KeyInfo
-	18, // 16: hsmbridge.host.v1.Response.sign:type_name -> hsmbridge.host.v1.SignResponse
-	20, // 17: hsmbridge.host.v1.Response.decrypt:type_name -> hsmbridge.host.v1.DecryptResponse
-	22, // 18: hsmbridge.host.v1.Response.random:type_name -> hsmbridge.host.v1.RandomResponse
-	24, // 19: hsmbridge.host.v1.Response.wrapped:type_name -> hsmbridge.host.v1.WrapKeyResponse
-	15, // 20: hsmbridge.host.v1.Response.key_list:type_name -> hsmbridge.host.v1.KeyList
-	29, // 21: hsmbridge.host.v1.Response.deleted:type_name -> hsmbridge.host.v1.DeleteKeyResponse
-	32, // 22: hsmbridge.host.v1.Response.diagnosis:type_name -> hsmbridge.host.v1.Diagnosis
-	1,  // 23: hsmbridge.host.v1.Error.kind:type_name -> hsmbridge.host.v1.ErrorKind
-	4,  // 24: hsmbridge.host.v1.SignatureScheme.padding:type_name -> hsmbridge.host.v1.SignaturePadding
-	3,  // 25: hsmbridge.host.v1.SignatureScheme.hash:type_name -> hsmbridge.host.v1.Hash
-	3,  // 26: hsmbridge.host.v1.SignatureScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
-	5,  // 27: hsmbridge.host.v1.EncryptionScheme.padding:type_name -> hsmbridge.host.v1.EncryptionPadding
-	3,  // 28: hsmbridge.host.v1.EncryptionScheme.oaep_hash:type_name -> hsmbridge.host.v1.Hash
-	3,  // 29: hsmbridge.host.v1.EncryptionScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
-	0,  // 30: hsmbridge.host.v1.HelloRequest.version:type_name -> hsmbridge.host.v1.ProtocolVersion
-	0,  // 31: hsmbridge.host.v1.HelloResponse.version:type_name -> hsmbridge.host.v1.ProtocolVersion
-	2,  // 32: hsmbridge.host.v1.KeyInfo.key_type:type_name -> hsmbridge.host.v1.KeyType
-	14, // 33: hsmbridge.host.v1.KeyList.keys:type_name -> hsmbridge.host.v1.KeyInfo
-	10, // 34: hsmbridge.host.v1.SignRequest.scheme:type_name -> hsmbridge.host.v1.SignatureScheme
-	11, // 35: hsmbridge.host.v1.DecryptRequest.scheme:type_name -> hsmbridge.host.v1.EncryptionScheme
-	2,  // 36: hsmbridge.host.v1.CreateKeyRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
-	31, // 37: hsmbridge.host.v1.Diagnosis.checks:type_name -> hsmbridge.host.v1.Check
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	33, // 12: hsmbridge.host.v1.Request.generate_masked:type_name -> hsmbridge.host.v1.GenerateMaskedRequest
+	34, // 13: hsmbridge.host.v1.Request.import_wrapping_key:type_name -> hsmbridge.host.v1.ImportWrappingKeyRequest
+	36, // 14: hsmbridge.host.v1.Request.import_masked:type_name -> hsmbridge.host.v1.ImportMaskedRequest
+	38, // 15: hsmbridge.host.v1.Request.open_masked:type_name -> hsmbridge.host.v1.OpenMaskedRequest
+	8,  // 16: hsmbridge.host.v1.Response.error:type_name -> hsmbridge.host.v1.Error
+	9,  // 17: hsmbridge.host.v1.Response.timing:type_name -> hsmbridge.host.v1.Timing
+	13, // 18: hsmbridge.host.v1.Response.hello:type_name -> hsmbridge.host.v1.HelloResponse
+	14, // 19: hsmbridge.host.v1.Response.key:type_name -> hsmbridge.host.v1.KeyInfo
+	18, // 20: hsmbridge.host.v1.Response.sign:type_name -> hsmbridge.host.v1.SignResponse
+	20, // 21: hsmbridge.host.v1.Response.decrypt:type_name -> hsmbridge.host.v1.DecryptResponse
+	22, // 22: hsmbridge.host.v1.Response.random:type_name -> hsmbridge.host.v1.RandomResponse
+	24, // 23: hsmbridge.host.v1.Response.wrapped:type_name -> hsmbridge.host.v1.WrapKeyResponse
+	15, // 24: hsmbridge.host.v1.Response.key_list:type_name -> hsmbridge.host.v1.KeyList
+	29, // 25: hsmbridge.host.v1.Response.deleted:type_name -> hsmbridge.host.v1.DeleteKeyResponse
+	32, // 26: hsmbridge.host.v1.Response.diagnosis:type_name -> hsmbridge.host.v1.Diagnosis
+	37, // 27: hsmbridge.host.v1.Response.masked:type_name -> hsmbridge.host.v1.MaskedKeyResponse
+	35, // 28: hsmbridge.host.v1.Response.wrapping_key:type_name -> hsmbridge.host.v1.WrappingKeyResponse
+	1,  // 29: hsmbridge.host.v1.Error.kind:type_name -> hsmbridge.host.v1.ErrorKind
+	4,  // 30: hsmbridge.host.v1.SignatureScheme.padding:type_name -> hsmbridge.host.v1.SignaturePadding
+	3,  // 31: hsmbridge.host.v1.SignatureScheme.hash:type_name -> hsmbridge.host.v1.Hash
+	3,  // 32: hsmbridge.host.v1.SignatureScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
+	5,  // 33: hsmbridge.host.v1.EncryptionScheme.padding:type_name -> hsmbridge.host.v1.EncryptionPadding
+	3,  // 34: hsmbridge.host.v1.EncryptionScheme.oaep_hash:type_name -> hsmbridge.host.v1.Hash
+	3,  // 35: hsmbridge.host.v1.EncryptionScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
+	0,  // 36: hsmbridge.host.v1.HelloRequest.version:type_name -> hsmbridge.host.v1.ProtocolVersion
+	0,  // 37: hsmbridge.host.v1.HelloResponse.version:type_name -> hsmbridge.host.v1.ProtocolVersion
+	2,  // 38: hsmbridge.host.v1.KeyInfo.key_type:type_name -> hsmbridge.host.v1.KeyType
+	14, // 39: hsmbridge.host.v1.KeyList.keys:type_name -> hsmbridge.host.v1.KeyInfo
+	10, // 40: hsmbridge.host.v1.SignRequest.scheme:type_name -> hsmbridge.host.v1.SignatureScheme
+	11, // 41: hsmbridge.host.v1.DecryptRequest.scheme:type_name -> hsmbridge.host.v1.EncryptionScheme
+	2,  // 42: hsmbridge.host.v1.CreateKeyRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
+	31, // 43: hsmbridge.host.v1.Diagnosis.checks:type_name -> hsmbridge.host.v1.Check
+	2,  // 44: hsmbridge.host.v1.GenerateMaskedRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
+	14, // 45: hsmbridge.host.v1.MaskedKeyResponse.key:type_name -> hsmbridge.host.v1.KeyInfo
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_api_hostapi_host_proto_init() }
@@ -2584,6 +3101,10 @@ func file_api_hostapi_host_proto_init() {
 		(*Request_ListKeys)(nil),
 		(*Request_DeleteKey)(nil),
 		(*Request_Diagnose)(nil),
+		(*Request_GenerateMasked)(nil),
+		(*Request_ImportWrappingKey)(nil),
+		(*Request_ImportMasked)(nil),
+		(*Request_OpenMasked)(nil),
 	}
 	file_api_hostapi_host_proto_msgTypes[1].OneofWrappers = []any{
 		(*Response_Hello)(nil),
@@ -2595,6 +3116,8 @@ func file_api_hostapi_host_proto_init() {
 		(*Response_KeyList)(nil),
 		(*Response_Deleted)(nil),
 		(*Response_Diagnosis)(nil),
+		(*Response_Masked)(nil),
+		(*Response_WrappingKey)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2602,7 +3125,7 @@ func file_api_hostapi_host_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hostapi_host_proto_rawDesc), len(file_api_hostapi_host_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   27,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -24,7 +24,7 @@ import (
 // An opened blob becomes a key handle in the reserved namespace "@masked"
 // (not a valid name for stored keys), kept in memory by this process.
 
-const maskedNamespace = "@masked"
+const maskedNamespace = core.MaskedNamespace
 
 type maskingState struct {
 	loaded   bool

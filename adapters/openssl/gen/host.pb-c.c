@@ -1222,7 +1222,277 @@ void   hsmbridge__host__v1__diagnosis__free_unpacked
   assert(message->base.descriptor == &hsmbridge__host__v1__diagnosis__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descriptors[13] =
+void   hsmbridge__host__v1__generate_masked_request__init
+                     (Hsmbridge__Host__V1__GenerateMaskedRequest         *message)
+{
+  static const Hsmbridge__Host__V1__GenerateMaskedRequest init_value = HSMBRIDGE__HOST__V1__GENERATE_MASKED_REQUEST__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__generate_masked_request__get_packed_size
+                     (const Hsmbridge__Host__V1__GenerateMaskedRequest *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__generate_masked_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__generate_masked_request__pack
+                     (const Hsmbridge__Host__V1__GenerateMaskedRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__generate_masked_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__generate_masked_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__GenerateMaskedRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__generate_masked_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__GenerateMaskedRequest *
+       hsmbridge__host__v1__generate_masked_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__GenerateMaskedRequest *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__generate_masked_request__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__generate_masked_request__free_unpacked
+                     (Hsmbridge__Host__V1__GenerateMaskedRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__generate_masked_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   hsmbridge__host__v1__import_wrapping_key_request__init
+                     (Hsmbridge__Host__V1__ImportWrappingKeyRequest         *message)
+{
+  static const Hsmbridge__Host__V1__ImportWrappingKeyRequest init_value = HSMBRIDGE__HOST__V1__IMPORT_WRAPPING_KEY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__import_wrapping_key_request__get_packed_size
+                     (const Hsmbridge__Host__V1__ImportWrappingKeyRequest *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__import_wrapping_key_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__import_wrapping_key_request__pack
+                     (const Hsmbridge__Host__V1__ImportWrappingKeyRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__import_wrapping_key_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__import_wrapping_key_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__ImportWrappingKeyRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__import_wrapping_key_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__ImportWrappingKeyRequest *
+       hsmbridge__host__v1__import_wrapping_key_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__ImportWrappingKeyRequest *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__import_wrapping_key_request__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__import_wrapping_key_request__free_unpacked
+                     (Hsmbridge__Host__V1__ImportWrappingKeyRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__import_wrapping_key_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   hsmbridge__host__v1__wrapping_key_response__init
+                     (Hsmbridge__Host__V1__WrappingKeyResponse         *message)
+{
+  static const Hsmbridge__Host__V1__WrappingKeyResponse init_value = HSMBRIDGE__HOST__V1__WRAPPING_KEY_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__wrapping_key_response__get_packed_size
+                     (const Hsmbridge__Host__V1__WrappingKeyResponse *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrapping_key_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__wrapping_key_response__pack
+                     (const Hsmbridge__Host__V1__WrappingKeyResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrapping_key_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__wrapping_key_response__pack_to_buffer
+                     (const Hsmbridge__Host__V1__WrappingKeyResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrapping_key_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__WrappingKeyResponse *
+       hsmbridge__host__v1__wrapping_key_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__WrappingKeyResponse *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__wrapping_key_response__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__wrapping_key_response__free_unpacked
+                     (Hsmbridge__Host__V1__WrappingKeyResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__wrapping_key_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   hsmbridge__host__v1__import_masked_request__init
+                     (Hsmbridge__Host__V1__ImportMaskedRequest         *message)
+{
+  static const Hsmbridge__Host__V1__ImportMaskedRequest init_value = HSMBRIDGE__HOST__V1__IMPORT_MASKED_REQUEST__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__import_masked_request__get_packed_size
+                     (const Hsmbridge__Host__V1__ImportMaskedRequest *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__import_masked_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__import_masked_request__pack
+                     (const Hsmbridge__Host__V1__ImportMaskedRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__import_masked_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__import_masked_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__ImportMaskedRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__import_masked_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__ImportMaskedRequest *
+       hsmbridge__host__v1__import_masked_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__ImportMaskedRequest *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__import_masked_request__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__import_masked_request__free_unpacked
+                     (Hsmbridge__Host__V1__ImportMaskedRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__import_masked_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   hsmbridge__host__v1__masked_key_response__init
+                     (Hsmbridge__Host__V1__MaskedKeyResponse         *message)
+{
+  static const Hsmbridge__Host__V1__MaskedKeyResponse init_value = HSMBRIDGE__HOST__V1__MASKED_KEY_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__masked_key_response__get_packed_size
+                     (const Hsmbridge__Host__V1__MaskedKeyResponse *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__masked_key_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__masked_key_response__pack
+                     (const Hsmbridge__Host__V1__MaskedKeyResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__masked_key_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__masked_key_response__pack_to_buffer
+                     (const Hsmbridge__Host__V1__MaskedKeyResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__masked_key_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__MaskedKeyResponse *
+       hsmbridge__host__v1__masked_key_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__MaskedKeyResponse *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__masked_key_response__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__masked_key_response__free_unpacked
+                     (Hsmbridge__Host__V1__MaskedKeyResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__masked_key_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   hsmbridge__host__v1__open_masked_request__init
+                     (Hsmbridge__Host__V1__OpenMaskedRequest         *message)
+{
+  static const Hsmbridge__Host__V1__OpenMaskedRequest init_value = HSMBRIDGE__HOST__V1__OPEN_MASKED_REQUEST__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__open_masked_request__get_packed_size
+                     (const Hsmbridge__Host__V1__OpenMaskedRequest *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__open_masked_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__open_masked_request__pack
+                     (const Hsmbridge__Host__V1__OpenMaskedRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__open_masked_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__open_masked_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__OpenMaskedRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__open_masked_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__OpenMaskedRequest *
+       hsmbridge__host__v1__open_masked_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__OpenMaskedRequest *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__open_masked_request__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__open_masked_request__free_unpacked
+                     (Hsmbridge__Host__V1__OpenMaskedRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__open_masked_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descriptors[17] =
 {
   {
     "id",
@@ -1380,17 +1650,69 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descri
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "generate_masked",
+    25,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Request, op_case),
+    offsetof(Hsmbridge__Host__V1__Request, generate_masked),
+    &hsmbridge__host__v1__generate_masked_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "import_wrapping_key",
+    26,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Request, op_case),
+    offsetof(Hsmbridge__Host__V1__Request, import_wrapping_key),
+    &hsmbridge__host__v1__import_wrapping_key_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "import_masked",
+    27,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Request, op_case),
+    offsetof(Hsmbridge__Host__V1__Request, import_masked),
+    &hsmbridge__host__v1__import_masked_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "open_masked",
+    28,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Request, op_case),
+    offsetof(Hsmbridge__Host__V1__Request, open_masked),
+    &hsmbridge__host__v1__open_masked_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hsmbridge__host__v1__request__field_indices_by_name[] = {
   8,   /* field[8] = create_key */
   4,   /* field[4] = decrypt */
   11,   /* field[11] = delete_key */
   12,   /* field[12] = diagnose */
+  13,   /* field[13] = generate_masked */
   2,   /* field[2] = get_key */
   1,   /* field[1] = hello */
   0,   /* field[0] = id */
   9,   /* field[9] = import_key */
+  15,   /* field[15] = import_masked */
+  14,   /* field[14] = import_wrapping_key */
   10,   /* field[10] = list_keys */
+  16,   /* field[16] = open_masked */
   5,   /* field[5] = random */
   3,   /* field[3] = sign */
   7,   /* field[7] = unwrap_key */
@@ -1401,7 +1723,7 @@ static const ProtobufCIntRange hsmbridge__host__v1__request__number_ranges[3 + 1
   { 1, 0 },
   { 10, 1 },
   { 20, 8 },
-  { 0, 13 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__request__descriptor =
 {
@@ -1411,14 +1733,14 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__request__descriptor =
   "Hsmbridge__Host__V1__Request",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__Request),
-  13,
+  17,
   hsmbridge__host__v1__request__field_descriptors,
   hsmbridge__host__v1__request__field_indices_by_name,
   3,  hsmbridge__host__v1__request__number_ranges,
   (ProtobufCMessageInit) hsmbridge__host__v1__request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descriptors[12] =
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descriptors[14] =
 {
   {
     "id",
@@ -1564,6 +1886,30 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descr
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "masked",
+    25,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Response, result_case),
+    offsetof(Hsmbridge__Host__V1__Response, masked),
+    &hsmbridge__host__v1__masked_key_response__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "wrapping_key",
+    26,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Response, result_case),
+    offsetof(Hsmbridge__Host__V1__Response, wrapping_key),
+    &hsmbridge__host__v1__wrapping_key_response__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hsmbridge__host__v1__response__field_indices_by_name[] = {
   6,   /* field[6] = decrypt */
@@ -1574,17 +1920,19 @@ static const unsigned hsmbridge__host__v1__response__field_indices_by_name[] = {
   0,   /* field[0] = id */
   4,   /* field[4] = key */
   9,   /* field[9] = key_list */
+  12,   /* field[12] = masked */
   7,   /* field[7] = random */
   5,   /* field[5] = sign */
   2,   /* field[2] = timing */
   8,   /* field[8] = wrapped */
+  13,   /* field[13] = wrapping_key */
 };
 static const ProtobufCIntRange hsmbridge__host__v1__response__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 10, 3 },
   { 22, 9 },
-  { 0, 12 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__response__descriptor =
 {
@@ -1594,7 +1942,7 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__response__descriptor =
   "Hsmbridge__Host__V1__Response",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__Response),
-  12,
+  14,
   hsmbridge__host__v1__response__field_descriptors,
   hsmbridge__host__v1__response__field_indices_by_name,
   3,  hsmbridge__host__v1__response__number_ranges,
@@ -1883,7 +2231,7 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__encryption_scheme__descrip
   (ProtobufCMessageInit) hsmbridge__host__v1__encryption_scheme__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__hello_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__hello_request__field_descriptors[3] =
 {
   {
     "version",
@@ -1909,15 +2257,28 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__hello_request__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "session",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__HelloRequest, session),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hsmbridge__host__v1__hello_request__field_indices_by_name[] = {
   1,   /* field[1] = client */
+  2,   /* field[2] = session */
   0,   /* field[0] = version */
 };
 static const ProtobufCIntRange hsmbridge__host__v1__hello_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__hello_request__descriptor =
 {
@@ -1927,7 +2288,7 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__hello_request__descriptor 
   "Hsmbridge__Host__V1__HelloRequest",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__HelloRequest),
-  2,
+  3,
   hsmbridge__host__v1__hello_request__field_descriptors,
   hsmbridge__host__v1__hello_request__field_indices_by_name,
   1,  hsmbridge__host__v1__hello_request__number_ranges,
@@ -3095,6 +3456,377 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__diagnosis__descriptor =
   hsmbridge__host__v1__diagnosis__field_indices_by_name,
   1,  hsmbridge__host__v1__diagnosis__number_ranges,
   (ProtobufCMessageInit) hsmbridge__host__v1__diagnosis__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__generate_masked_request__field_descriptors[6] =
+{
+  {
+    "reference",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__GenerateMaskedRequest, reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "key_type",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__GenerateMaskedRequest, key_type),
+    &hsmbridge__host__v1__key_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bits",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__GenerateMaskedRequest, bits),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "curve",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__GenerateMaskedRequest, curve),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ops",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Hsmbridge__Host__V1__GenerateMaskedRequest, n_ops),
+    offsetof(Hsmbridge__Host__V1__GenerateMaskedRequest, ops),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "session",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__GenerateMaskedRequest, session),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__generate_masked_request__field_indices_by_name[] = {
+  2,   /* field[2] = bits */
+  3,   /* field[3] = curve */
+  1,   /* field[1] = key_type */
+  4,   /* field[4] = ops */
+  0,   /* field[0] = reference */
+  5,   /* field[5] = session */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__generate_masked_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__generate_masked_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.GenerateMaskedRequest",
+  "GenerateMaskedRequest",
+  "Hsmbridge__Host__V1__GenerateMaskedRequest",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__GenerateMaskedRequest),
+  6,
+  hsmbridge__host__v1__generate_masked_request__field_descriptors,
+  hsmbridge__host__v1__generate_masked_request__field_indices_by_name,
+  1,  hsmbridge__host__v1__generate_masked_request__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__generate_masked_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__import_wrapping_key_request__field_descriptors[1] =
+{
+  {
+    "reference",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__ImportWrappingKeyRequest, reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__import_wrapping_key_request__field_indices_by_name[] = {
+  0,   /* field[0] = reference */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__import_wrapping_key_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__import_wrapping_key_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.ImportWrappingKeyRequest",
+  "ImportWrappingKeyRequest",
+  "Hsmbridge__Host__V1__ImportWrappingKeyRequest",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__ImportWrappingKeyRequest),
+  1,
+  hsmbridge__host__v1__import_wrapping_key_request__field_descriptors,
+  hsmbridge__host__v1__import_wrapping_key_request__field_indices_by_name,
+  1,  hsmbridge__host__v1__import_wrapping_key_request__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__import_wrapping_key_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__wrapping_key_response__field_descriptors[2] =
+{
+  {
+    "public_key_der",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__WrappingKeyResponse, public_key_der),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "algorithm",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__WrappingKeyResponse, algorithm),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__wrapping_key_response__field_indices_by_name[] = {
+  1,   /* field[1] = algorithm */
+  0,   /* field[0] = public_key_der */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__wrapping_key_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__wrapping_key_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.WrappingKeyResponse",
+  "WrappingKeyResponse",
+  "Hsmbridge__Host__V1__WrappingKeyResponse",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__WrappingKeyResponse),
+  2,
+  hsmbridge__host__v1__wrapping_key_response__field_descriptors,
+  hsmbridge__host__v1__wrapping_key_response__field_indices_by_name,
+  1,  hsmbridge__host__v1__wrapping_key_response__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__wrapping_key_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__import_masked_request__field_descriptors[4] =
+{
+  {
+    "reference",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__ImportMaskedRequest, reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "wrapped",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__ImportMaskedRequest, wrapped),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ops",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Hsmbridge__Host__V1__ImportMaskedRequest, n_ops),
+    offsetof(Hsmbridge__Host__V1__ImportMaskedRequest, ops),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "session",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__ImportMaskedRequest, session),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__import_masked_request__field_indices_by_name[] = {
+  2,   /* field[2] = ops */
+  0,   /* field[0] = reference */
+  3,   /* field[3] = session */
+  1,   /* field[1] = wrapped */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__import_masked_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__import_masked_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.ImportMaskedRequest",
+  "ImportMaskedRequest",
+  "Hsmbridge__Host__V1__ImportMaskedRequest",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__ImportMaskedRequest),
+  4,
+  hsmbridge__host__v1__import_masked_request__field_descriptors,
+  hsmbridge__host__v1__import_masked_request__field_indices_by_name,
+  1,  hsmbridge__host__v1__import_masked_request__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__import_masked_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__masked_key_response__field_descriptors[2] =
+{
+  {
+    "blob",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__MaskedKeyResponse, blob),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "key",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__MaskedKeyResponse, key),
+    &hsmbridge__host__v1__key_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__masked_key_response__field_indices_by_name[] = {
+  0,   /* field[0] = blob */
+  1,   /* field[1] = key */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__masked_key_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__masked_key_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.MaskedKeyResponse",
+  "MaskedKeyResponse",
+  "Hsmbridge__Host__V1__MaskedKeyResponse",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__MaskedKeyResponse),
+  2,
+  hsmbridge__host__v1__masked_key_response__field_descriptors,
+  hsmbridge__host__v1__masked_key_response__field_indices_by_name,
+  1,  hsmbridge__host__v1__masked_key_response__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__masked_key_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__open_masked_request__field_descriptors[2] =
+{
+  {
+    "reference",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__OpenMaskedRequest, reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "blob",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__OpenMaskedRequest, blob),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__open_masked_request__field_indices_by_name[] = {
+  1,   /* field[1] = blob */
+  0,   /* field[0] = reference */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__open_masked_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__open_masked_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.OpenMaskedRequest",
+  "OpenMaskedRequest",
+  "Hsmbridge__Host__V1__OpenMaskedRequest",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__OpenMaskedRequest),
+  2,
+  hsmbridge__host__v1__open_masked_request__field_descriptors,
+  hsmbridge__host__v1__open_masked_request__field_indices_by_name,
+  1,  hsmbridge__host__v1__open_masked_request__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__open_masked_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue hsmbridge__host__v1__protocol_version__enum_values_by_number[2] =

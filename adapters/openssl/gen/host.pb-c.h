@@ -42,6 +42,12 @@ typedef struct Hsmbridge__Host__V1__DeleteKeyResponse Hsmbridge__Host__V1__Delet
 typedef struct Hsmbridge__Host__V1__DiagnoseRequest Hsmbridge__Host__V1__DiagnoseRequest;
 typedef struct Hsmbridge__Host__V1__Check Hsmbridge__Host__V1__Check;
 typedef struct Hsmbridge__Host__V1__Diagnosis Hsmbridge__Host__V1__Diagnosis;
+typedef struct Hsmbridge__Host__V1__GenerateMaskedRequest Hsmbridge__Host__V1__GenerateMaskedRequest;
+typedef struct Hsmbridge__Host__V1__ImportWrappingKeyRequest Hsmbridge__Host__V1__ImportWrappingKeyRequest;
+typedef struct Hsmbridge__Host__V1__WrappingKeyResponse Hsmbridge__Host__V1__WrappingKeyResponse;
+typedef struct Hsmbridge__Host__V1__ImportMaskedRequest Hsmbridge__Host__V1__ImportMaskedRequest;
+typedef struct Hsmbridge__Host__V1__MaskedKeyResponse Hsmbridge__Host__V1__MaskedKeyResponse;
+typedef struct Hsmbridge__Host__V1__OpenMaskedRequest Hsmbridge__Host__V1__OpenMaskedRequest;
 
 
 /* --- enums --- */
@@ -114,7 +120,11 @@ typedef enum {
   HSMBRIDGE__HOST__V1__REQUEST__OP_IMPORT_KEY = 21,
   HSMBRIDGE__HOST__V1__REQUEST__OP_LIST_KEYS = 22,
   HSMBRIDGE__HOST__V1__REQUEST__OP_DELETE_KEY = 23,
-  HSMBRIDGE__HOST__V1__REQUEST__OP_DIAGNOSE = 24
+  HSMBRIDGE__HOST__V1__REQUEST__OP_DIAGNOSE = 24,
+  HSMBRIDGE__HOST__V1__REQUEST__OP_GENERATE_MASKED = 25,
+  HSMBRIDGE__HOST__V1__REQUEST__OP_IMPORT_WRAPPING_KEY = 26,
+  HSMBRIDGE__HOST__V1__REQUEST__OP_IMPORT_MASKED = 27,
+  HSMBRIDGE__HOST__V1__REQUEST__OP_OPEN_MASKED = 28
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HSMBRIDGE__HOST__V1__REQUEST__OP__CASE)
 } Hsmbridge__Host__V1__Request__OpCase;
 
@@ -136,6 +146,10 @@ struct  Hsmbridge__Host__V1__Request
     Hsmbridge__Host__V1__ListKeysRequest *list_keys;
     Hsmbridge__Host__V1__DeleteKeyRequest *delete_key;
     Hsmbridge__Host__V1__DiagnoseRequest *diagnose;
+    Hsmbridge__Host__V1__GenerateMaskedRequest *generate_masked;
+    Hsmbridge__Host__V1__ImportWrappingKeyRequest *import_wrapping_key;
+    Hsmbridge__Host__V1__ImportMaskedRequest *import_masked;
+    Hsmbridge__Host__V1__OpenMaskedRequest *open_masked;
   };
 };
 #define HSMBRIDGE__HOST__V1__REQUEST__INIT \
@@ -153,7 +167,9 @@ typedef enum {
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_WRAPPED = 15,
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_KEY_LIST = 22,
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_DELETED = 23,
-  HSMBRIDGE__HOST__V1__RESPONSE__RESULT_DIAGNOSIS = 24
+  HSMBRIDGE__HOST__V1__RESPONSE__RESULT_DIAGNOSIS = 24,
+  HSMBRIDGE__HOST__V1__RESPONSE__RESULT_MASKED = 25,
+  HSMBRIDGE__HOST__V1__RESPONSE__RESULT_WRAPPING_KEY = 26
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HSMBRIDGE__HOST__V1__RESPONSE__RESULT__CASE)
 } Hsmbridge__Host__V1__Response__ResultCase;
 
@@ -177,6 +193,8 @@ struct  Hsmbridge__Host__V1__Response
     Hsmbridge__Host__V1__KeyList *key_list;
     Hsmbridge__Host__V1__DeleteKeyResponse *deleted;
     Hsmbridge__Host__V1__Diagnosis *diagnosis;
+    Hsmbridge__Host__V1__MaskedKeyResponse *masked;
+    Hsmbridge__Host__V1__WrappingKeyResponse *wrapping_key;
   };
 };
 #define HSMBRIDGE__HOST__V1__RESPONSE__INIT \
@@ -262,10 +280,16 @@ struct  Hsmbridge__Host__V1__HelloRequest
   ProtobufCMessage base;
   Hsmbridge__Host__V1__ProtocolVersion version;
   char *client;
+  /*
+   * The application process's session: random, made anew in a forked
+   * child. Session keys live until the last connection of their session
+   * closes (docs/MASKED_KEYS.md).
+   */
+  char *session;
 };
 #define HSMBRIDGE__HOST__V1__HELLO_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__hello_request__descriptor) \
-    , HSMBRIDGE__HOST__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_UNSPECIFIED, (char *)protobuf_c_empty_string }
+    , HSMBRIDGE__HOST__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Hsmbridge__Host__V1__HelloResponse
@@ -550,6 +574,108 @@ struct  Hsmbridge__Host__V1__Diagnosis
 #define HSMBRIDGE__HOST__V1__DIAGNOSIS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__diagnosis__descriptor) \
     , (char *)protobuf_c_empty_string, 0, 0,NULL }
+
+
+/*
+ * Generates a key in the backend and returns it masked (Response.masked).
+ */
+struct  Hsmbridge__Host__V1__GenerateMaskedRequest
+{
+  ProtobufCMessage base;
+  char *reference;
+  Hsmbridge__Host__V1__KeyType key_type;
+  int32_t bits;
+  char *curve;
+  /*
+   * Key Vault's words (sign, verify, deriveKey, encrypt, decrypt, ...) or
+   * the Integrated HSM's (digitalSignature, keyAgreement, keyEncipherment).
+   */
+  size_t n_ops;
+  char **ops;
+  /*
+   * A session key is bound to the requesting connection's session.
+   */
+  protobuf_c_boolean session;
+};
+#define HSMBRIDGE__HOST__V1__GENERATE_MASKED_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__generate_masked_request__descriptor) \
+    , (char *)protobuf_c_empty_string, HSMBRIDGE__HOST__V1__KEY_TYPE__KEY_TYPE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+
+
+/*
+ * Asks for the public key that imports are wrapped under (Response.wrapping_key).
+ */
+struct  Hsmbridge__Host__V1__ImportWrappingKeyRequest
+{
+  ProtobufCMessage base;
+  char *reference;
+};
+#define HSMBRIDGE__HOST__V1__IMPORT_WRAPPING_KEY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__import_wrapping_key_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Hsmbridge__Host__V1__WrappingKeyResponse
+{
+  ProtobufCMessage base;
+  /*
+   * DER SubjectPublicKeyInfo of an RSA key.
+   */
+  ProtobufCBinaryData public_key_der;
+  /*
+   * How to wrap: "CKM_RSA_AES_KEY_WRAP" = RSA-OAEP (SHA-256, MGF1 SHA-256,
+   * no label) of a fresh AES-256 key, followed by the RFC 5649 wrap of the
+   * PKCS#8 private key under that AES key.
+   */
+  char *algorithm;
+};
+#define HSMBRIDGE__HOST__V1__WRAPPING_KEY_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__wrapping_key_response__descriptor) \
+    , {0,NULL}, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Imports a wrapped PKCS#8 private key and returns it masked (Response.masked).
+ */
+struct  Hsmbridge__Host__V1__ImportMaskedRequest
+{
+  ProtobufCMessage base;
+  char *reference;
+  ProtobufCBinaryData wrapped;
+  size_t n_ops;
+  char **ops;
+  protobuf_c_boolean session;
+};
+#define HSMBRIDGE__HOST__V1__IMPORT_MASKED_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__import_masked_request__descriptor) \
+    , (char *)protobuf_c_empty_string, {0,NULL}, 0,NULL, 0 }
+
+
+struct  Hsmbridge__Host__V1__MaskedKeyResponse
+{
+  ProtobufCMessage base;
+  ProtobufCBinaryData blob;
+  Hsmbridge__Host__V1__KeyInfo *key;
+};
+#define HSMBRIDGE__HOST__V1__MASKED_KEY_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__masked_key_response__descriptor) \
+    , {0,NULL}, NULL }
+
+
+/*
+ * Opens a masked blob (Response.key). The KeyInfo's version is a handle:
+ * later requests name the same reference with that version. A handle the
+ * backend no longer knows (it restarted) answers NOT_FOUND: open again.
+ */
+struct  Hsmbridge__Host__V1__OpenMaskedRequest
+{
+  ProtobufCMessage base;
+  char *reference;
+  ProtobufCBinaryData blob;
+};
+#define HSMBRIDGE__HOST__V1__OPEN_MASKED_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__open_masked_request__descriptor) \
+    , (char *)protobuf_c_empty_string, {0,NULL} }
 
 
 /* Hsmbridge__Host__V1__Request methods */
@@ -1065,6 +1191,120 @@ Hsmbridge__Host__V1__Diagnosis *
 void   hsmbridge__host__v1__diagnosis__free_unpacked
                      (Hsmbridge__Host__V1__Diagnosis *message,
                       ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__GenerateMaskedRequest methods */
+void   hsmbridge__host__v1__generate_masked_request__init
+                     (Hsmbridge__Host__V1__GenerateMaskedRequest         *message);
+size_t hsmbridge__host__v1__generate_masked_request__get_packed_size
+                     (const Hsmbridge__Host__V1__GenerateMaskedRequest   *message);
+size_t hsmbridge__host__v1__generate_masked_request__pack
+                     (const Hsmbridge__Host__V1__GenerateMaskedRequest   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__generate_masked_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__GenerateMaskedRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__GenerateMaskedRequest *
+       hsmbridge__host__v1__generate_masked_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__generate_masked_request__free_unpacked
+                     (Hsmbridge__Host__V1__GenerateMaskedRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__ImportWrappingKeyRequest methods */
+void   hsmbridge__host__v1__import_wrapping_key_request__init
+                     (Hsmbridge__Host__V1__ImportWrappingKeyRequest         *message);
+size_t hsmbridge__host__v1__import_wrapping_key_request__get_packed_size
+                     (const Hsmbridge__Host__V1__ImportWrappingKeyRequest   *message);
+size_t hsmbridge__host__v1__import_wrapping_key_request__pack
+                     (const Hsmbridge__Host__V1__ImportWrappingKeyRequest   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__import_wrapping_key_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__ImportWrappingKeyRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__ImportWrappingKeyRequest *
+       hsmbridge__host__v1__import_wrapping_key_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__import_wrapping_key_request__free_unpacked
+                     (Hsmbridge__Host__V1__ImportWrappingKeyRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__WrappingKeyResponse methods */
+void   hsmbridge__host__v1__wrapping_key_response__init
+                     (Hsmbridge__Host__V1__WrappingKeyResponse         *message);
+size_t hsmbridge__host__v1__wrapping_key_response__get_packed_size
+                     (const Hsmbridge__Host__V1__WrappingKeyResponse   *message);
+size_t hsmbridge__host__v1__wrapping_key_response__pack
+                     (const Hsmbridge__Host__V1__WrappingKeyResponse   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__wrapping_key_response__pack_to_buffer
+                     (const Hsmbridge__Host__V1__WrappingKeyResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__WrappingKeyResponse *
+       hsmbridge__host__v1__wrapping_key_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__wrapping_key_response__free_unpacked
+                     (Hsmbridge__Host__V1__WrappingKeyResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__ImportMaskedRequest methods */
+void   hsmbridge__host__v1__import_masked_request__init
+                     (Hsmbridge__Host__V1__ImportMaskedRequest         *message);
+size_t hsmbridge__host__v1__import_masked_request__get_packed_size
+                     (const Hsmbridge__Host__V1__ImportMaskedRequest   *message);
+size_t hsmbridge__host__v1__import_masked_request__pack
+                     (const Hsmbridge__Host__V1__ImportMaskedRequest   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__import_masked_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__ImportMaskedRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__ImportMaskedRequest *
+       hsmbridge__host__v1__import_masked_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__import_masked_request__free_unpacked
+                     (Hsmbridge__Host__V1__ImportMaskedRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__MaskedKeyResponse methods */
+void   hsmbridge__host__v1__masked_key_response__init
+                     (Hsmbridge__Host__V1__MaskedKeyResponse         *message);
+size_t hsmbridge__host__v1__masked_key_response__get_packed_size
+                     (const Hsmbridge__Host__V1__MaskedKeyResponse   *message);
+size_t hsmbridge__host__v1__masked_key_response__pack
+                     (const Hsmbridge__Host__V1__MaskedKeyResponse   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__masked_key_response__pack_to_buffer
+                     (const Hsmbridge__Host__V1__MaskedKeyResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__MaskedKeyResponse *
+       hsmbridge__host__v1__masked_key_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__masked_key_response__free_unpacked
+                     (Hsmbridge__Host__V1__MaskedKeyResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__OpenMaskedRequest methods */
+void   hsmbridge__host__v1__open_masked_request__init
+                     (Hsmbridge__Host__V1__OpenMaskedRequest         *message);
+size_t hsmbridge__host__v1__open_masked_request__get_packed_size
+                     (const Hsmbridge__Host__V1__OpenMaskedRequest   *message);
+size_t hsmbridge__host__v1__open_masked_request__pack
+                     (const Hsmbridge__Host__V1__OpenMaskedRequest   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__open_masked_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__OpenMaskedRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__OpenMaskedRequest *
+       hsmbridge__host__v1__open_masked_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__open_masked_request__free_unpacked
+                     (Hsmbridge__Host__V1__OpenMaskedRequest *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Hsmbridge__Host__V1__Request_Closure)
@@ -1148,6 +1388,24 @@ typedef void (*Hsmbridge__Host__V1__Check_Closure)
 typedef void (*Hsmbridge__Host__V1__Diagnosis_Closure)
                  (const Hsmbridge__Host__V1__Diagnosis *message,
                   void *closure_data);
+typedef void (*Hsmbridge__Host__V1__GenerateMaskedRequest_Closure)
+                 (const Hsmbridge__Host__V1__GenerateMaskedRequest *message,
+                  void *closure_data);
+typedef void (*Hsmbridge__Host__V1__ImportWrappingKeyRequest_Closure)
+                 (const Hsmbridge__Host__V1__ImportWrappingKeyRequest *message,
+                  void *closure_data);
+typedef void (*Hsmbridge__Host__V1__WrappingKeyResponse_Closure)
+                 (const Hsmbridge__Host__V1__WrappingKeyResponse *message,
+                  void *closure_data);
+typedef void (*Hsmbridge__Host__V1__ImportMaskedRequest_Closure)
+                 (const Hsmbridge__Host__V1__ImportMaskedRequest *message,
+                  void *closure_data);
+typedef void (*Hsmbridge__Host__V1__MaskedKeyResponse_Closure)
+                 (const Hsmbridge__Host__V1__MaskedKeyResponse *message,
+                  void *closure_data);
+typedef void (*Hsmbridge__Host__V1__OpenMaskedRequest_Closure)
+                 (const Hsmbridge__Host__V1__OpenMaskedRequest *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1187,6 +1445,12 @@ extern const ProtobufCMessageDescriptor hsmbridge__host__v1__delete_key_response
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__diagnose_request__descriptor;
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__check__descriptor;
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__diagnosis__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__generate_masked_request__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__import_wrapping_key_request__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__wrapping_key_response__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__import_masked_request__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__masked_key_response__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__open_masked_request__descriptor;
 
 PROTOBUF_C__END_DECLS
 

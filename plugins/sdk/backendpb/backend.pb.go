@@ -1623,6 +1623,362 @@ func (x *DiagnoseResponse) GetChecks() []*Check {
 	return nil
 }
 
+type GenerateMaskedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyType       string                 `protobuf:"bytes,1,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
+	Bits          int32                  `protobuf:"varint,2,opt,name=bits,proto3" json:"bits,omitempty"`
+	Curve         string                 `protobuf:"bytes,3,opt,name=curve,proto3" json:"curve,omitempty"`
+	Ops           []string               `protobuf:"bytes,4,rep,name=ops,proto3" json:"ops,omitempty"`
+	Session       string                 `protobuf:"bytes,5,opt,name=session,proto3" json:"session,omitempty"` // empty: a persistent key
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateMaskedRequest) Reset() {
+	*x = GenerateMaskedRequest{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateMaskedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateMaskedRequest) ProtoMessage() {}
+
+func (x *GenerateMaskedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateMaskedRequest.ProtoReflect.Descriptor instead.
+func (*GenerateMaskedRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GenerateMaskedRequest) GetKeyType() string {
+	if x != nil {
+		return x.KeyType
+	}
+	return ""
+}
+
+func (x *GenerateMaskedRequest) GetBits() int32 {
+	if x != nil {
+		return x.Bits
+	}
+	return 0
+}
+
+func (x *GenerateMaskedRequest) GetCurve() string {
+	if x != nil {
+		return x.Curve
+	}
+	return ""
+}
+
+func (x *GenerateMaskedRequest) GetOps() []string {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+func (x *GenerateMaskedRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+type MaskedKeyInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Blob          *MaskedKey             `protobuf:"bytes,1,opt,name=blob,proto3" json:"blob,omitempty"`
+	Key           *KeyInfo               `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MaskedKeyInfo) Reset() {
+	*x = MaskedKeyInfo{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MaskedKeyInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MaskedKeyInfo) ProtoMessage() {}
+
+func (x *MaskedKeyInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MaskedKeyInfo.ProtoReflect.Descriptor instead.
+func (*MaskedKeyInfo) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *MaskedKeyInfo) GetBlob() *MaskedKey {
+	if x != nil {
+		return x.Blob
+	}
+	return nil
+}
+
+func (x *MaskedKeyInfo) GetKey() *KeyInfo {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type ImportWrappingKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportWrappingKeyRequest) Reset() {
+	*x = ImportWrappingKeyRequest{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportWrappingKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportWrappingKeyRequest) ProtoMessage() {}
+
+func (x *ImportWrappingKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportWrappingKeyRequest.ProtoReflect.Descriptor instead.
+func (*ImportWrappingKeyRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{31}
+}
+
+type WrappingKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PublicKeyDer  []byte                 `protobuf:"bytes,1,opt,name=public_key_der,json=publicKeyDer,proto3" json:"public_key_der,omitempty"`
+	Algorithm     string                 `protobuf:"bytes,2,opt,name=algorithm,proto3" json:"algorithm,omitempty"` // "CKM_RSA_AES_KEY_WRAP"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WrappingKey) Reset() {
+	*x = WrappingKey{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WrappingKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WrappingKey) ProtoMessage() {}
+
+func (x *WrappingKey) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WrappingKey.ProtoReflect.Descriptor instead.
+func (*WrappingKey) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *WrappingKey) GetPublicKeyDer() []byte {
+	if x != nil {
+		return x.PublicKeyDer
+	}
+	return nil
+}
+
+func (x *WrappingKey) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+type ImportMaskedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Wrapped       []byte                 `protobuf:"bytes,1,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
+	Ops           []string               `protobuf:"bytes,2,rep,name=ops,proto3" json:"ops,omitempty"`
+	Session       string                 `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportMaskedRequest) Reset() {
+	*x = ImportMaskedRequest{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportMaskedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportMaskedRequest) ProtoMessage() {}
+
+func (x *ImportMaskedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportMaskedRequest.ProtoReflect.Descriptor instead.
+func (*ImportMaskedRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ImportMaskedRequest) GetWrapped() []byte {
+	if x != nil {
+		return x.Wrapped
+	}
+	return nil
+}
+
+func (x *ImportMaskedRequest) GetOps() []string {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+func (x *ImportMaskedRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+type EndSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndSessionRequest) Reset() {
+	*x = EndSessionRequest{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndSessionRequest) ProtoMessage() {}
+
+func (x *EndSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndSessionRequest.ProtoReflect.Descriptor instead.
+func (*EndSessionRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *EndSessionRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+type EndSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndSessionResponse) Reset() {
+	*x = EndSessionResponse{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndSessionResponse) ProtoMessage() {}
+
+func (x *EndSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndSessionResponse.ProtoReflect.Descriptor instead.
+func (*EndSessionResponse) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{35}
+}
+
 var File_plugins_sdk_backendpb_backend_proto protoreflect.FileDescriptor
 
 const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
@@ -1737,7 +2093,27 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x10\n" +
 	"\x03fix\x18\x04 \x01(\tR\x03fix\"G\n" +
 	"\x10DiagnoseResponse\x123\n" +
-	"\x06checks\x18\x01 \x03(\v2\x1b.hsmbridge.backend.v1.CheckR\x06checks2\x98\v\n" +
+	"\x06checks\x18\x01 \x03(\v2\x1b.hsmbridge.backend.v1.CheckR\x06checks\"\x88\x01\n" +
+	"\x15GenerateMaskedRequest\x12\x19\n" +
+	"\bkey_type\x18\x01 \x01(\tR\akeyType\x12\x12\n" +
+	"\x04bits\x18\x02 \x01(\x05R\x04bits\x12\x14\n" +
+	"\x05curve\x18\x03 \x01(\tR\x05curve\x12\x10\n" +
+	"\x03ops\x18\x04 \x03(\tR\x03ops\x12\x18\n" +
+	"\asession\x18\x05 \x01(\tR\asession\"u\n" +
+	"\rMaskedKeyInfo\x123\n" +
+	"\x04blob\x18\x01 \x01(\v2\x1f.hsmbridge.backend.v1.MaskedKeyR\x04blob\x12/\n" +
+	"\x03key\x18\x02 \x01(\v2\x1d.hsmbridge.backend.v1.KeyInfoR\x03key\"\x1a\n" +
+	"\x18ImportWrappingKeyRequest\"Q\n" +
+	"\vWrappingKey\x12$\n" +
+	"\x0epublic_key_der\x18\x01 \x01(\fR\fpublicKeyDer\x12\x1c\n" +
+	"\talgorithm\x18\x02 \x01(\tR\talgorithm\"[\n" +
+	"\x13ImportMaskedRequest\x12\x18\n" +
+	"\awrapped\x18\x01 \x01(\fR\awrapped\x12\x10\n" +
+	"\x03ops\x18\x02 \x03(\tR\x03ops\x12\x18\n" +
+	"\asession\x18\x03 \x01(\tR\asession\"-\n" +
+	"\x11EndSessionRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\"\x14\n" +
+	"\x12EndSessionResponse2\xa5\x0e\n" +
 	"\aBackend\x12Y\n" +
 	"\bDescribe\x12%.hsmbridge.backend.v1.DescribeRequest\x1a&.hsmbridge.backend.v1.DescribeResponse\x12\\\n" +
 	"\tConfigure\x12&.hsmbridge.backend.v1.ConfigureRequest\x1a'.hsmbridge.backend.v1.ConfigureResponse\x12I\n" +
@@ -1755,7 +2131,12 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\x06Random\x12#.hsmbridge.backend.v1.RandomRequest\x1a$.hsmbridge.backend.v1.RandomResponse\x12P\n" +
 	"\aWrapKey\x12!.hsmbridge.backend.v1.WrapRequest\x1a\".hsmbridge.backend.v1.WrapResponse\x12R\n" +
 	"\tUnwrapKey\x12!.hsmbridge.backend.v1.WrapRequest\x1a\".hsmbridge.backend.v1.WrapResponse\x12Y\n" +
-	"\bDiagnose\x12%.hsmbridge.backend.v1.DiagnoseRequest\x1a&.hsmbridge.backend.v1.DiagnoseResponseB@Z>github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb;backendpbb\x06proto3"
+	"\bDiagnose\x12%.hsmbridge.backend.v1.DiagnoseRequest\x1a&.hsmbridge.backend.v1.DiagnoseResponse\x12b\n" +
+	"\x0eGenerateMasked\x12+.hsmbridge.backend.v1.GenerateMaskedRequest\x1a#.hsmbridge.backend.v1.MaskedKeyInfo\x12f\n" +
+	"\x11ImportWrappingKey\x12..hsmbridge.backend.v1.ImportWrappingKeyRequest\x1a!.hsmbridge.backend.v1.WrappingKey\x12^\n" +
+	"\fImportMasked\x12).hsmbridge.backend.v1.ImportMaskedRequest\x1a#.hsmbridge.backend.v1.MaskedKeyInfo\x12_\n" +
+	"\n" +
+	"EndSession\x12'.hsmbridge.backend.v1.EndSessionRequest\x1a(.hsmbridge.backend.v1.EndSessionResponseB@Z>github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb;backendpbb\x06proto3"
 
 var (
 	file_plugins_sdk_backendpb_backend_proto_rawDescOnce sync.Once
@@ -1769,41 +2150,48 @@ func file_plugins_sdk_backendpb_backend_proto_rawDescGZIP() []byte {
 	return file_plugins_sdk_backendpb_backend_proto_rawDescData
 }
 
-var file_plugins_sdk_backendpb_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_plugins_sdk_backendpb_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_plugins_sdk_backendpb_backend_proto_goTypes = []any{
-	(*BackendError)(nil),      // 0: hsmbridge.backend.v1.BackendError
-	(*DescribeRequest)(nil),   // 1: hsmbridge.backend.v1.DescribeRequest
-	(*DescribeResponse)(nil),  // 2: hsmbridge.backend.v1.DescribeResponse
-	(*ConfigureRequest)(nil),  // 3: hsmbridge.backend.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 4: hsmbridge.backend.v1.ConfigureResponse
-	(*KeyID)(nil),             // 5: hsmbridge.backend.v1.KeyID
-	(*KeyRequest)(nil),        // 6: hsmbridge.backend.v1.KeyRequest
-	(*KeyInfo)(nil),           // 7: hsmbridge.backend.v1.KeyInfo
-	(*ListKeysRequest)(nil),   // 8: hsmbridge.backend.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),  // 9: hsmbridge.backend.v1.ListKeysResponse
-	(*CreateKeyRequest)(nil),  // 10: hsmbridge.backend.v1.CreateKeyRequest
-	(*ImportKeyRequest)(nil),  // 11: hsmbridge.backend.v1.ImportKeyRequest
-	(*DeleteKeyResponse)(nil), // 12: hsmbridge.backend.v1.DeleteKeyResponse
-	(*SignatureScheme)(nil),   // 13: hsmbridge.backend.v1.SignatureScheme
-	(*SignRequest)(nil),       // 14: hsmbridge.backend.v1.SignRequest
-	(*SignResponse)(nil),      // 15: hsmbridge.backend.v1.SignResponse
-	(*EncryptionScheme)(nil),  // 16: hsmbridge.backend.v1.EncryptionScheme
-	(*DecryptRequest)(nil),    // 17: hsmbridge.backend.v1.DecryptRequest
-	(*DecryptResponse)(nil),   // 18: hsmbridge.backend.v1.DecryptResponse
-	(*MaskedKey)(nil),         // 19: hsmbridge.backend.v1.MaskedKey
-	(*AgreeRequest)(nil),      // 20: hsmbridge.backend.v1.AgreeRequest
-	(*DeriveRequest)(nil),     // 21: hsmbridge.backend.v1.DeriveRequest
-	(*RandomRequest)(nil),     // 22: hsmbridge.backend.v1.RandomRequest
-	(*RandomResponse)(nil),    // 23: hsmbridge.backend.v1.RandomResponse
-	(*WrapRequest)(nil),       // 24: hsmbridge.backend.v1.WrapRequest
-	(*WrapResponse)(nil),      // 25: hsmbridge.backend.v1.WrapResponse
-	(*DiagnoseRequest)(nil),   // 26: hsmbridge.backend.v1.DiagnoseRequest
-	(*Check)(nil),             // 27: hsmbridge.backend.v1.Check
-	(*DiagnoseResponse)(nil),  // 28: hsmbridge.backend.v1.DiagnoseResponse
-	nil,                       // 29: hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
+	(*BackendError)(nil),             // 0: hsmbridge.backend.v1.BackendError
+	(*DescribeRequest)(nil),          // 1: hsmbridge.backend.v1.DescribeRequest
+	(*DescribeResponse)(nil),         // 2: hsmbridge.backend.v1.DescribeResponse
+	(*ConfigureRequest)(nil),         // 3: hsmbridge.backend.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),        // 4: hsmbridge.backend.v1.ConfigureResponse
+	(*KeyID)(nil),                    // 5: hsmbridge.backend.v1.KeyID
+	(*KeyRequest)(nil),               // 6: hsmbridge.backend.v1.KeyRequest
+	(*KeyInfo)(nil),                  // 7: hsmbridge.backend.v1.KeyInfo
+	(*ListKeysRequest)(nil),          // 8: hsmbridge.backend.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),         // 9: hsmbridge.backend.v1.ListKeysResponse
+	(*CreateKeyRequest)(nil),         // 10: hsmbridge.backend.v1.CreateKeyRequest
+	(*ImportKeyRequest)(nil),         // 11: hsmbridge.backend.v1.ImportKeyRequest
+	(*DeleteKeyResponse)(nil),        // 12: hsmbridge.backend.v1.DeleteKeyResponse
+	(*SignatureScheme)(nil),          // 13: hsmbridge.backend.v1.SignatureScheme
+	(*SignRequest)(nil),              // 14: hsmbridge.backend.v1.SignRequest
+	(*SignResponse)(nil),             // 15: hsmbridge.backend.v1.SignResponse
+	(*EncryptionScheme)(nil),         // 16: hsmbridge.backend.v1.EncryptionScheme
+	(*DecryptRequest)(nil),           // 17: hsmbridge.backend.v1.DecryptRequest
+	(*DecryptResponse)(nil),          // 18: hsmbridge.backend.v1.DecryptResponse
+	(*MaskedKey)(nil),                // 19: hsmbridge.backend.v1.MaskedKey
+	(*AgreeRequest)(nil),             // 20: hsmbridge.backend.v1.AgreeRequest
+	(*DeriveRequest)(nil),            // 21: hsmbridge.backend.v1.DeriveRequest
+	(*RandomRequest)(nil),            // 22: hsmbridge.backend.v1.RandomRequest
+	(*RandomResponse)(nil),           // 23: hsmbridge.backend.v1.RandomResponse
+	(*WrapRequest)(nil),              // 24: hsmbridge.backend.v1.WrapRequest
+	(*WrapResponse)(nil),             // 25: hsmbridge.backend.v1.WrapResponse
+	(*DiagnoseRequest)(nil),          // 26: hsmbridge.backend.v1.DiagnoseRequest
+	(*Check)(nil),                    // 27: hsmbridge.backend.v1.Check
+	(*DiagnoseResponse)(nil),         // 28: hsmbridge.backend.v1.DiagnoseResponse
+	(*GenerateMaskedRequest)(nil),    // 29: hsmbridge.backend.v1.GenerateMaskedRequest
+	(*MaskedKeyInfo)(nil),            // 30: hsmbridge.backend.v1.MaskedKeyInfo
+	(*ImportWrappingKeyRequest)(nil), // 31: hsmbridge.backend.v1.ImportWrappingKeyRequest
+	(*WrappingKey)(nil),              // 32: hsmbridge.backend.v1.WrappingKey
+	(*ImportMaskedRequest)(nil),      // 33: hsmbridge.backend.v1.ImportMaskedRequest
+	(*EndSessionRequest)(nil),        // 34: hsmbridge.backend.v1.EndSessionRequest
+	(*EndSessionResponse)(nil),       // 35: hsmbridge.backend.v1.EndSessionResponse
+	nil,                              // 36: hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
 }
 var file_plugins_sdk_backendpb_backend_proto_depIdxs = []int32{
-	29, // 0: hsmbridge.backend.v1.ConfigureRequest.settings:type_name -> hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
+	36, // 0: hsmbridge.backend.v1.ConfigureRequest.settings:type_name -> hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
 	5,  // 1: hsmbridge.backend.v1.KeyRequest.key:type_name -> hsmbridge.backend.v1.KeyID
 	5,  // 2: hsmbridge.backend.v1.KeyInfo.key:type_name -> hsmbridge.backend.v1.KeyID
 	7,  // 3: hsmbridge.backend.v1.ListKeysResponse.keys:type_name -> hsmbridge.backend.v1.KeyInfo
@@ -1817,45 +2205,55 @@ var file_plugins_sdk_backendpb_backend_proto_depIdxs = []int32{
 	19, // 11: hsmbridge.backend.v1.DeriveRequest.input:type_name -> hsmbridge.backend.v1.MaskedKey
 	5,  // 12: hsmbridge.backend.v1.WrapRequest.key:type_name -> hsmbridge.backend.v1.KeyID
 	27, // 13: hsmbridge.backend.v1.DiagnoseResponse.checks:type_name -> hsmbridge.backend.v1.Check
-	1,  // 14: hsmbridge.backend.v1.Backend.Describe:input_type -> hsmbridge.backend.v1.DescribeRequest
-	3,  // 15: hsmbridge.backend.v1.Backend.Configure:input_type -> hsmbridge.backend.v1.ConfigureRequest
-	6,  // 16: hsmbridge.backend.v1.Backend.GetKey:input_type -> hsmbridge.backend.v1.KeyRequest
-	8,  // 17: hsmbridge.backend.v1.Backend.ListKeys:input_type -> hsmbridge.backend.v1.ListKeysRequest
-	10, // 18: hsmbridge.backend.v1.Backend.CreateKey:input_type -> hsmbridge.backend.v1.CreateKeyRequest
-	11, // 19: hsmbridge.backend.v1.Backend.ImportKey:input_type -> hsmbridge.backend.v1.ImportKeyRequest
-	6,  // 20: hsmbridge.backend.v1.Backend.DeleteKey:input_type -> hsmbridge.backend.v1.KeyRequest
-	14, // 21: hsmbridge.backend.v1.Backend.Sign:input_type -> hsmbridge.backend.v1.SignRequest
-	17, // 22: hsmbridge.backend.v1.Backend.Decrypt:input_type -> hsmbridge.backend.v1.DecryptRequest
-	20, // 23: hsmbridge.backend.v1.Backend.Agree:input_type -> hsmbridge.backend.v1.AgreeRequest
-	21, // 24: hsmbridge.backend.v1.Backend.Derive:input_type -> hsmbridge.backend.v1.DeriveRequest
-	6,  // 25: hsmbridge.backend.v1.Backend.Mask:input_type -> hsmbridge.backend.v1.KeyRequest
-	19, // 26: hsmbridge.backend.v1.Backend.Unmask:input_type -> hsmbridge.backend.v1.MaskedKey
-	22, // 27: hsmbridge.backend.v1.Backend.Random:input_type -> hsmbridge.backend.v1.RandomRequest
-	24, // 28: hsmbridge.backend.v1.Backend.WrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
-	24, // 29: hsmbridge.backend.v1.Backend.UnwrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
-	26, // 30: hsmbridge.backend.v1.Backend.Diagnose:input_type -> hsmbridge.backend.v1.DiagnoseRequest
-	2,  // 31: hsmbridge.backend.v1.Backend.Describe:output_type -> hsmbridge.backend.v1.DescribeResponse
-	4,  // 32: hsmbridge.backend.v1.Backend.Configure:output_type -> hsmbridge.backend.v1.ConfigureResponse
-	7,  // 33: hsmbridge.backend.v1.Backend.GetKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	9,  // 34: hsmbridge.backend.v1.Backend.ListKeys:output_type -> hsmbridge.backend.v1.ListKeysResponse
-	7,  // 35: hsmbridge.backend.v1.Backend.CreateKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	7,  // 36: hsmbridge.backend.v1.Backend.ImportKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	12, // 37: hsmbridge.backend.v1.Backend.DeleteKey:output_type -> hsmbridge.backend.v1.DeleteKeyResponse
-	15, // 38: hsmbridge.backend.v1.Backend.Sign:output_type -> hsmbridge.backend.v1.SignResponse
-	18, // 39: hsmbridge.backend.v1.Backend.Decrypt:output_type -> hsmbridge.backend.v1.DecryptResponse
-	19, // 40: hsmbridge.backend.v1.Backend.Agree:output_type -> hsmbridge.backend.v1.MaskedKey
-	19, // 41: hsmbridge.backend.v1.Backend.Derive:output_type -> hsmbridge.backend.v1.MaskedKey
-	19, // 42: hsmbridge.backend.v1.Backend.Mask:output_type -> hsmbridge.backend.v1.MaskedKey
-	7,  // 43: hsmbridge.backend.v1.Backend.Unmask:output_type -> hsmbridge.backend.v1.KeyInfo
-	23, // 44: hsmbridge.backend.v1.Backend.Random:output_type -> hsmbridge.backend.v1.RandomResponse
-	25, // 45: hsmbridge.backend.v1.Backend.WrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
-	25, // 46: hsmbridge.backend.v1.Backend.UnwrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
-	28, // 47: hsmbridge.backend.v1.Backend.Diagnose:output_type -> hsmbridge.backend.v1.DiagnoseResponse
-	31, // [31:48] is the sub-list for method output_type
-	14, // [14:31] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	19, // 14: hsmbridge.backend.v1.MaskedKeyInfo.blob:type_name -> hsmbridge.backend.v1.MaskedKey
+	7,  // 15: hsmbridge.backend.v1.MaskedKeyInfo.key:type_name -> hsmbridge.backend.v1.KeyInfo
+	1,  // 16: hsmbridge.backend.v1.Backend.Describe:input_type -> hsmbridge.backend.v1.DescribeRequest
+	3,  // 17: hsmbridge.backend.v1.Backend.Configure:input_type -> hsmbridge.backend.v1.ConfigureRequest
+	6,  // 18: hsmbridge.backend.v1.Backend.GetKey:input_type -> hsmbridge.backend.v1.KeyRequest
+	8,  // 19: hsmbridge.backend.v1.Backend.ListKeys:input_type -> hsmbridge.backend.v1.ListKeysRequest
+	10, // 20: hsmbridge.backend.v1.Backend.CreateKey:input_type -> hsmbridge.backend.v1.CreateKeyRequest
+	11, // 21: hsmbridge.backend.v1.Backend.ImportKey:input_type -> hsmbridge.backend.v1.ImportKeyRequest
+	6,  // 22: hsmbridge.backend.v1.Backend.DeleteKey:input_type -> hsmbridge.backend.v1.KeyRequest
+	14, // 23: hsmbridge.backend.v1.Backend.Sign:input_type -> hsmbridge.backend.v1.SignRequest
+	17, // 24: hsmbridge.backend.v1.Backend.Decrypt:input_type -> hsmbridge.backend.v1.DecryptRequest
+	20, // 25: hsmbridge.backend.v1.Backend.Agree:input_type -> hsmbridge.backend.v1.AgreeRequest
+	21, // 26: hsmbridge.backend.v1.Backend.Derive:input_type -> hsmbridge.backend.v1.DeriveRequest
+	6,  // 27: hsmbridge.backend.v1.Backend.Mask:input_type -> hsmbridge.backend.v1.KeyRequest
+	19, // 28: hsmbridge.backend.v1.Backend.Unmask:input_type -> hsmbridge.backend.v1.MaskedKey
+	22, // 29: hsmbridge.backend.v1.Backend.Random:input_type -> hsmbridge.backend.v1.RandomRequest
+	24, // 30: hsmbridge.backend.v1.Backend.WrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
+	24, // 31: hsmbridge.backend.v1.Backend.UnwrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
+	26, // 32: hsmbridge.backend.v1.Backend.Diagnose:input_type -> hsmbridge.backend.v1.DiagnoseRequest
+	29, // 33: hsmbridge.backend.v1.Backend.GenerateMasked:input_type -> hsmbridge.backend.v1.GenerateMaskedRequest
+	31, // 34: hsmbridge.backend.v1.Backend.ImportWrappingKey:input_type -> hsmbridge.backend.v1.ImportWrappingKeyRequest
+	33, // 35: hsmbridge.backend.v1.Backend.ImportMasked:input_type -> hsmbridge.backend.v1.ImportMaskedRequest
+	34, // 36: hsmbridge.backend.v1.Backend.EndSession:input_type -> hsmbridge.backend.v1.EndSessionRequest
+	2,  // 37: hsmbridge.backend.v1.Backend.Describe:output_type -> hsmbridge.backend.v1.DescribeResponse
+	4,  // 38: hsmbridge.backend.v1.Backend.Configure:output_type -> hsmbridge.backend.v1.ConfigureResponse
+	7,  // 39: hsmbridge.backend.v1.Backend.GetKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	9,  // 40: hsmbridge.backend.v1.Backend.ListKeys:output_type -> hsmbridge.backend.v1.ListKeysResponse
+	7,  // 41: hsmbridge.backend.v1.Backend.CreateKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	7,  // 42: hsmbridge.backend.v1.Backend.ImportKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	12, // 43: hsmbridge.backend.v1.Backend.DeleteKey:output_type -> hsmbridge.backend.v1.DeleteKeyResponse
+	15, // 44: hsmbridge.backend.v1.Backend.Sign:output_type -> hsmbridge.backend.v1.SignResponse
+	18, // 45: hsmbridge.backend.v1.Backend.Decrypt:output_type -> hsmbridge.backend.v1.DecryptResponse
+	19, // 46: hsmbridge.backend.v1.Backend.Agree:output_type -> hsmbridge.backend.v1.MaskedKey
+	19, // 47: hsmbridge.backend.v1.Backend.Derive:output_type -> hsmbridge.backend.v1.MaskedKey
+	19, // 48: hsmbridge.backend.v1.Backend.Mask:output_type -> hsmbridge.backend.v1.MaskedKey
+	7,  // 49: hsmbridge.backend.v1.Backend.Unmask:output_type -> hsmbridge.backend.v1.KeyInfo
+	23, // 50: hsmbridge.backend.v1.Backend.Random:output_type -> hsmbridge.backend.v1.RandomResponse
+	25, // 51: hsmbridge.backend.v1.Backend.WrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
+	25, // 52: hsmbridge.backend.v1.Backend.UnwrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
+	28, // 53: hsmbridge.backend.v1.Backend.Diagnose:output_type -> hsmbridge.backend.v1.DiagnoseResponse
+	30, // 54: hsmbridge.backend.v1.Backend.GenerateMasked:output_type -> hsmbridge.backend.v1.MaskedKeyInfo
+	32, // 55: hsmbridge.backend.v1.Backend.ImportWrappingKey:output_type -> hsmbridge.backend.v1.WrappingKey
+	30, // 56: hsmbridge.backend.v1.Backend.ImportMasked:output_type -> hsmbridge.backend.v1.MaskedKeyInfo
+	35, // 57: hsmbridge.backend.v1.Backend.EndSession:output_type -> hsmbridge.backend.v1.EndSessionResponse
+	37, // [37:58] is the sub-list for method output_type
+	16, // [16:37] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_plugins_sdk_backendpb_backend_proto_init() }
@@ -1869,7 +2267,7 @@ func file_plugins_sdk_backendpb_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_sdk_backendpb_backend_proto_rawDesc), len(file_plugins_sdk_backendpb_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,23 +26,27 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Backend_Describe_FullMethodName  = "/hsmbridge.backend.v1.Backend/Describe"
-	Backend_Configure_FullMethodName = "/hsmbridge.backend.v1.Backend/Configure"
-	Backend_GetKey_FullMethodName    = "/hsmbridge.backend.v1.Backend/GetKey"
-	Backend_ListKeys_FullMethodName  = "/hsmbridge.backend.v1.Backend/ListKeys"
-	Backend_CreateKey_FullMethodName = "/hsmbridge.backend.v1.Backend/CreateKey"
-	Backend_ImportKey_FullMethodName = "/hsmbridge.backend.v1.Backend/ImportKey"
-	Backend_DeleteKey_FullMethodName = "/hsmbridge.backend.v1.Backend/DeleteKey"
-	Backend_Sign_FullMethodName      = "/hsmbridge.backend.v1.Backend/Sign"
-	Backend_Decrypt_FullMethodName   = "/hsmbridge.backend.v1.Backend/Decrypt"
-	Backend_Agree_FullMethodName     = "/hsmbridge.backend.v1.Backend/Agree"
-	Backend_Derive_FullMethodName    = "/hsmbridge.backend.v1.Backend/Derive"
-	Backend_Mask_FullMethodName      = "/hsmbridge.backend.v1.Backend/Mask"
-	Backend_Unmask_FullMethodName    = "/hsmbridge.backend.v1.Backend/Unmask"
-	Backend_Random_FullMethodName    = "/hsmbridge.backend.v1.Backend/Random"
-	Backend_WrapKey_FullMethodName   = "/hsmbridge.backend.v1.Backend/WrapKey"
-	Backend_UnwrapKey_FullMethodName = "/hsmbridge.backend.v1.Backend/UnwrapKey"
-	Backend_Diagnose_FullMethodName  = "/hsmbridge.backend.v1.Backend/Diagnose"
+	Backend_Describe_FullMethodName          = "/hsmbridge.backend.v1.Backend/Describe"
+	Backend_Configure_FullMethodName         = "/hsmbridge.backend.v1.Backend/Configure"
+	Backend_GetKey_FullMethodName            = "/hsmbridge.backend.v1.Backend/GetKey"
+	Backend_ListKeys_FullMethodName          = "/hsmbridge.backend.v1.Backend/ListKeys"
+	Backend_CreateKey_FullMethodName         = "/hsmbridge.backend.v1.Backend/CreateKey"
+	Backend_ImportKey_FullMethodName         = "/hsmbridge.backend.v1.Backend/ImportKey"
+	Backend_DeleteKey_FullMethodName         = "/hsmbridge.backend.v1.Backend/DeleteKey"
+	Backend_Sign_FullMethodName              = "/hsmbridge.backend.v1.Backend/Sign"
+	Backend_Decrypt_FullMethodName           = "/hsmbridge.backend.v1.Backend/Decrypt"
+	Backend_Agree_FullMethodName             = "/hsmbridge.backend.v1.Backend/Agree"
+	Backend_Derive_FullMethodName            = "/hsmbridge.backend.v1.Backend/Derive"
+	Backend_Mask_FullMethodName              = "/hsmbridge.backend.v1.Backend/Mask"
+	Backend_Unmask_FullMethodName            = "/hsmbridge.backend.v1.Backend/Unmask"
+	Backend_Random_FullMethodName            = "/hsmbridge.backend.v1.Backend/Random"
+	Backend_WrapKey_FullMethodName           = "/hsmbridge.backend.v1.Backend/WrapKey"
+	Backend_UnwrapKey_FullMethodName         = "/hsmbridge.backend.v1.Backend/UnwrapKey"
+	Backend_Diagnose_FullMethodName          = "/hsmbridge.backend.v1.Backend/Diagnose"
+	Backend_GenerateMasked_FullMethodName    = "/hsmbridge.backend.v1.Backend/GenerateMasked"
+	Backend_ImportWrappingKey_FullMethodName = "/hsmbridge.backend.v1.Backend/ImportWrappingKey"
+	Backend_ImportMasked_FullMethodName      = "/hsmbridge.backend.v1.Backend/ImportMasked"
+	Backend_EndSession_FullMethodName        = "/hsmbridge.backend.v1.Backend/EndSession"
 )
 
 // BackendClient is the client API for Backend service.
@@ -67,6 +71,11 @@ type BackendClient interface {
 	UnwrapKey(ctx context.Context, in *WrapRequest, opts ...grpc.CallOption) (*WrapResponse, error)
 	// Optional: a backend's own checks for hsmhost doctor.
 	Diagnose(ctx context.Context, in *DiagnoseRequest, opts ...grpc.CallOption) (*DiagnoseResponse, error)
+	// Masked keys made in the backend (docs/MASKED_KEYS.md).
+	GenerateMasked(ctx context.Context, in *GenerateMaskedRequest, opts ...grpc.CallOption) (*MaskedKeyInfo, error)
+	ImportWrappingKey(ctx context.Context, in *ImportWrappingKeyRequest, opts ...grpc.CallOption) (*WrappingKey, error)
+	ImportMasked(ctx context.Context, in *ImportMaskedRequest, opts ...grpc.CallOption) (*MaskedKeyInfo, error)
+	EndSession(ctx context.Context, in *EndSessionRequest, opts ...grpc.CallOption) (*EndSessionResponse, error)
 }
 
 type backendClient struct {
@@ -247,6 +256,46 @@ func (c *backendClient) Diagnose(ctx context.Context, in *DiagnoseRequest, opts 
 	return out, nil
 }
 
+func (c *backendClient) GenerateMasked(ctx context.Context, in *GenerateMaskedRequest, opts ...grpc.CallOption) (*MaskedKeyInfo, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MaskedKeyInfo)
+	err := c.cc.Invoke(ctx, Backend_GenerateMasked_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backendClient) ImportWrappingKey(ctx context.Context, in *ImportWrappingKeyRequest, opts ...grpc.CallOption) (*WrappingKey, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WrappingKey)
+	err := c.cc.Invoke(ctx, Backend_ImportWrappingKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backendClient) ImportMasked(ctx context.Context, in *ImportMaskedRequest, opts ...grpc.CallOption) (*MaskedKeyInfo, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MaskedKeyInfo)
+	err := c.cc.Invoke(ctx, Backend_ImportMasked_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backendClient) EndSession(ctx context.Context, in *EndSessionRequest, opts ...grpc.CallOption) (*EndSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EndSessionResponse)
+	err := c.cc.Invoke(ctx, Backend_EndSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -269,6 +318,11 @@ type BackendServer interface {
 	UnwrapKey(context.Context, *WrapRequest) (*WrapResponse, error)
 	// Optional: a backend's own checks for hsmhost doctor.
 	Diagnose(context.Context, *DiagnoseRequest) (*DiagnoseResponse, error)
+	// Masked keys made in the backend (docs/MASKED_KEYS.md).
+	GenerateMasked(context.Context, *GenerateMaskedRequest) (*MaskedKeyInfo, error)
+	ImportWrappingKey(context.Context, *ImportWrappingKeyRequest) (*WrappingKey, error)
+	ImportMasked(context.Context, *ImportMaskedRequest) (*MaskedKeyInfo, error)
+	EndSession(context.Context, *EndSessionRequest) (*EndSessionResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -329,6 +383,18 @@ func (UnimplementedBackendServer) UnwrapKey(context.Context, *WrapRequest) (*Wra
 }
 func (UnimplementedBackendServer) Diagnose(context.Context, *DiagnoseRequest) (*DiagnoseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Diagnose not implemented")
+}
+func (UnimplementedBackendServer) GenerateMasked(context.Context, *GenerateMaskedRequest) (*MaskedKeyInfo, error) {
+	return nil, status.Error(codes.Unimplemented, "method GenerateMasked not implemented")
+}
+func (UnimplementedBackendServer) ImportWrappingKey(context.Context, *ImportWrappingKeyRequest) (*WrappingKey, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportWrappingKey not implemented")
+}
+func (UnimplementedBackendServer) ImportMasked(context.Context, *ImportMaskedRequest) (*MaskedKeyInfo, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportMasked not implemented")
+}
+func (UnimplementedBackendServer) EndSession(context.Context, *EndSessionRequest) (*EndSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EndSession not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -657,6 +723,78 @@ func _Backend_Diagnose_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_GenerateMasked_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GenerateMaskedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).GenerateMasked(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_GenerateMasked_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).GenerateMasked(ctx, req.(*GenerateMaskedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backend_ImportWrappingKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportWrappingKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).ImportWrappingKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_ImportWrappingKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).ImportWrappingKey(ctx, req.(*ImportWrappingKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backend_ImportMasked_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportMaskedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).ImportMasked(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_ImportMasked_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).ImportMasked(ctx, req.(*ImportMaskedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backend_EndSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).EndSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_EndSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).EndSession(ctx, req.(*EndSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -731,6 +869,22 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Diagnose",
 			Handler:    _Backend_Diagnose_Handler,
+		},
+		{
+			MethodName: "GenerateMasked",
+			Handler:    _Backend_GenerateMasked_Handler,
+		},
+		{
+			MethodName: "ImportWrappingKey",
+			Handler:    _Backend_ImportWrappingKey_Handler,
+		},
+		{
+			MethodName: "ImportMasked",
+			Handler:    _Backend_ImportMasked_Handler,
+		},
+		{
+			MethodName: "EndSession",
+			Handler:    _Backend_EndSession_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
