@@ -279,6 +279,12 @@ const (
 	WrapRSA1_5        WrapAlgorithm = "RSA1_5"
 )
 
+// ImportWrapAlgorithm is how a private key is wrapped for import into a
+// backend that makes masked keys: RSA-OAEP (SHA-256, MGF1 SHA-256, no label)
+// of a fresh AES-256 key under the backend's import key, followed by the
+// RFC 5649 wrap of the PKCS#8 key under that AES key.
+const ImportWrapAlgorithm = "CKM_RSA_AES_KEY_WRAP"
+
 var wrapAlgorithms = []WrapAlgorithm{WrapA128KW, WrapA192KW, WrapA256KW, WrapAESKeyWrap, WrapAESKeyWrapPad, WrapRSAOAEP, WrapRSAOAEP256, WrapRSA1_5}
 
 // ParseWrapAlgorithm accepts Key Vault's names, case-insensitively.

@@ -402,3 +402,75 @@ func TestCreateSpec(t *testing.T) {
 		}
 	}
 }
+
+// A session key made over one application session works while that
+// session has a connection and stops working for everyone once its last
+// connection closes; a persistent masked key outlives it. Real hsmhost,
+// real simulator plugin.
+func TestSessionKeysEndWithTheirSession(t *testing.T) {
+	dir := shortTempDir(t)
+	h := startHost(t, dir)
+	ctx := context.Background()
+	dial := func(session string) *hostclient.Client {
+		c, err := hostclient.Dial(h.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.HelloSession(ctx, "test", session); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ref := "azihsm://./k.bin;type=ec"
+	spec := core.KeySpec{Type: core.KeyTypeEC, Curve: core.CurveP256}
+	digest := sha256.Sum256([]byte("session"))
+	scheme := core.SignatureScheme{Padding: core.PaddingECDSA, Hash: core.SHA256}
+
+	app := dial("app-1")
+	second := dial("app-1") // the same process's second pooled connection
+	sblob, skey, err := app.GenerateMasked(ctx, ref, spec, []string{"digitalSignature"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pblob, _, err := app.GenerateMasked(ctx, ref, spec, []string{"digitalSignature"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(skey.Reference, "azihsm://./k.bin;type=ec;version=") {
+		t.Fatalf("reference of the generated key: %q", skey.Reference)
+	}
+	sig, _, err := second.Sign(ctx, skey.Reference, "", digest[:], scheme)
+	if err != nil {
+		t.Fatalf("signing with the session key inside its session: %v", err)
+	}
+	pub, _ := x509.ParsePKIXPublicKey(skey.PublicKeyDER)
+	if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), digest[:], sig) {
+		t.Fatal("the session key's signature does not verify")
+	}
+	app.Close()
+	if _, _, err := second.Sign(ctx, skey.Reference, "", digest[:], scheme); err != nil {
+		t.Fatalf("the session still has a connection: %v", err)
+	}
+	second.Close()
+
+	other := dial("app-2")
+	defer other.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err = other.OpenMasked(ctx, ref, sblob)
+		if err != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the host ends the session as the close reaches it
+	}
+	if err == nil || !strings.Contains(err.Error(), "session has ended") || !strings.Contains(err.Error(), ref) {
+		t.Fatalf("opening a session key after its session ended: %v", err)
+	}
+	k, err := other.OpenMasked(ctx, ref, pblob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := other.Sign(ctx, k.Reference, "", digest[:], scheme); err != nil {
+		t.Fatalf("a persistent masked key in another session: %v", err)
+	}
+}

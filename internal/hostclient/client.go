@@ -176,8 +176,14 @@ func unexpected(resp *hostapi.Response) error {
 
 // Hello checks the protocol version and returns the host's version.
 func (c *Client) Hello(ctx context.Context, client string) (string, error) {
+	return c.HelloSession(ctx, client, "")
+}
+
+// HelloSession is Hello naming the application session this connection
+// belongs to (session keys end with the session's last connection).
+func (c *Client) HelloSession(ctx context.Context, client, session string) (string, error) {
 	resp, err := c.Do(ctx, &hostapi.Request{Op: &hostapi.Request_Hello{Hello: &hostapi.HelloRequest{
-		Version: hostapi.ProtocolVersion_PROTOCOL_VERSION_1, Client: client}}})
+		Version: hostapi.ProtocolVersion_PROTOCOL_VERSION_1, Client: client, Session: session}}})
 	if err != nil {
 		return "", err
 	}
@@ -255,6 +261,48 @@ func (c *Client) Diagnose(ctx context.Context, namespaceRef string) (*hostapi.Di
 		return nil, unexpected(resp)
 	}
 	return resp.GetDiagnosis(), nil
+}
+
+// GenerateMasked generates a key in ref's backend and returns it masked.
+func (c *Client) GenerateMasked(ctx context.Context, ref string, spec core.KeySpec, words []string, session bool) ([]byte, Key, error) {
+	return maskedResult(c.Do(ctx, &hostapi.Request{Op: &hostapi.Request_GenerateMasked{GenerateMasked: &hostapi.GenerateMaskedRequest{
+		Reference: ref, KeyType: socketserver.KeyTypeToProto(spec.Type), Bits: int32(spec.Bits), Curve: string(spec.Curve),
+		Ops: words, Session: session}}}))
+}
+
+// ImportWrappingKey returns the public key imports are wrapped under.
+func (c *Client) ImportWrappingKey(ctx context.Context, ref string) ([]byte, error) {
+	resp, err := c.Do(ctx, &hostapi.Request{Op: &hostapi.Request_ImportWrappingKey{ImportWrappingKey: &hostapi.ImportWrappingKeyRequest{Reference: ref}}})
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetWrappingKey() == nil {
+		return nil, unexpected(resp)
+	}
+	return resp.GetWrappingKey().GetPublicKeyDer(), nil
+}
+
+// ImportMasked imports a wrapped PKCS#8 key into ref's backend, masked.
+func (c *Client) ImportMasked(ctx context.Context, ref string, wrapped []byte, words []string, session bool) ([]byte, Key, error) {
+	return maskedResult(c.Do(ctx, &hostapi.Request{Op: &hostapi.Request_ImportMasked{ImportMasked: &hostapi.ImportMaskedRequest{
+		Reference: ref, Wrapped: wrapped, Ops: words, Session: session}}}))
+}
+
+// OpenMasked opens a blob; the key's reference names the handle.
+func (c *Client) OpenMasked(ctx context.Context, ref string, blob []byte) (Key, error) {
+	return keyResult(c.Do(ctx, &hostapi.Request{Op: &hostapi.Request_OpenMasked{OpenMasked: &hostapi.OpenMaskedRequest{Reference: ref, Blob: blob}}}))
+}
+
+func maskedResult(resp *hostapi.Response, err error) ([]byte, Key, error) {
+	if err != nil {
+		return nil, Key{}, err
+	}
+	m := resp.GetMasked()
+	if m == nil {
+		return nil, Key{}, unexpected(resp)
+	}
+	k, err := keyResult(&hostapi.Response{Id: resp.GetId(), Result: &hostapi.Response_Key{Key: m.GetKey()}}, nil)
+	return m.GetBlob(), k, err
 }
 
 // Random draws n bytes from the backend of ref (empty: the default).

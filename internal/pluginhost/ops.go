@@ -85,3 +85,35 @@ func (b *Backend) UnwrapKey(ctx context.Context, id core.KeyID, wrapped []byte, 
 func (b *Backend) Diagnose(ctx context.Context, namespace string) ([]core.Check, error) {
 	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]core.Check, error) { return c.Diagnose(ctx, namespace) })
 }
+
+type maskedResult struct {
+	blob core.MaskedKey
+	info core.KeyInfo
+}
+
+func (b *Backend) GenerateMasked(ctx context.Context, spec core.KeySpec, session string) (core.MaskedKey, core.KeyInfo, error) {
+	r, err := call(b, ctx, func(ctx context.Context, c *sdk.Client) (maskedResult, error) {
+		blob, info, err := c.GenerateMasked(ctx, spec, session)
+		return maskedResult{blob, info}, err
+	})
+	return r.blob, r.info, err
+}
+
+func (b *Backend) ImportWrappingKey(ctx context.Context) ([]byte, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]byte, error) { return c.ImportWrappingKey(ctx) })
+}
+
+func (b *Backend) ImportMasked(ctx context.Context, wrapped []byte, usages []core.KeyUsage, session string) (core.MaskedKey, core.KeyInfo, error) {
+	r, err := call(b, ctx, func(ctx context.Context, c *sdk.Client) (maskedResult, error) {
+		blob, info, err := c.ImportMasked(ctx, wrapped, usages, session)
+		return maskedResult{blob, info}, err
+	})
+	return r.blob, r.info, err
+}
+
+func (b *Backend) EndSession(ctx context.Context, session string) error {
+	_, err := call(b, ctx, func(ctx context.Context, c *sdk.Client) (struct{}, error) {
+		return struct{}{}, c.EndSession(ctx, session)
+	})
+	return err
+}

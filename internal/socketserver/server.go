@@ -44,6 +44,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
+	sessions map[string]int // open connections per application session
 	closing  bool
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -55,6 +56,7 @@ func (s *Server) init() {
 	if s.ctx == nil {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.conns = map[net.Conn]struct{}{}
+		s.sessions = map[string]int{}
 		if s.Log == nil {
 			s.Log = hclog.NewNullLogger()
 		}
@@ -140,13 +142,17 @@ func (s *Server) Shutdown(ctx context.Context) {
 }
 
 func (s *Server) serveConn(c net.Conn) {
-	var handlers sync.WaitGroup
+	var (
+		handlers sync.WaitGroup
+		session  string // from the connection's Hello
+	)
 	defer func() {
 		handlers.Wait()
 		c.Close()
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.leaveSession(session)
 		s.connsWG.Done()
 	}()
 	var wmu sync.Mutex
@@ -177,12 +183,16 @@ func (s *Server) serveConn(c net.Conn) {
 			write(errorResponse(0, core.Errorf(core.KindInvalidInput, "protocol error: frame is not a Request: %v; closing the connection", err)))
 			return
 		}
+		if h := req.GetHello(); h != nil && session == "" && h.GetSession() != "" {
+			session = h.GetSession()
+			s.joinSession(session)
+		}
 		sem <- struct{}{}
 		handlers.Add(1)
-		go func() {
+		go func(session string) {
 			defer func() { <-sem; handlers.Done() }()
-			write(s.handle(req, start))
-		}()
+			write(s.handle(req, start, session))
+		}(session)
 	}
 }
 
@@ -191,8 +201,37 @@ func errorResponse(id uint64, err error) *hostapi.Response {
 		Kind: KindToProto(core.KindOf(err)), Message: err.Error(), Backend: hostsvc.BackendOf(err)}}
 }
 
-// handle runs one request; it never returns nil.
-func (s *Server) handle(req *hostapi.Request, start time.Time) (resp *hostapi.Response) {
+// A session is an application process (the front end makes one at load and
+// a new one in a forked child): its session keys stop working when its last
+// connection closes.
+func (s *Server) joinSession(session string) {
+	s.mu.Lock()
+	s.sessions[session]++
+	s.mu.Unlock()
+}
+
+func (s *Server) leaveSession(session string) {
+	if session == "" {
+		return
+	}
+	s.mu.Lock()
+	s.sessions[session]--
+	ended := s.sessions[session] <= 0
+	if ended {
+		delete(s.sessions, session)
+	}
+	s.mu.Unlock()
+	if ended {
+		s.Log.Debug("session ended", "session", session)
+		ctx, cancel := context.WithTimeout(context.Background(), s.RequestTimeout)
+		defer cancel()
+		s.Service.EndSession(ctx, session)
+	}
+}
+
+// handle runs one request; it never returns nil. session is the
+// connection's application session, if its Hello named one.
+func (s *Server) handle(req *hostapi.Request, start time.Time, session string) (resp *hostapi.Response) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.RequestTimeout)
 	defer cancel()
 	timing := &hostapi.Timing{}
@@ -217,6 +256,13 @@ func (s *Server) handle(req *hostapi.Request, start time.Time) (resp *hostapi.Re
 			return fail(err)
 		}
 		return &hostapi.Response{Id: id, Result: &hostapi.Response_Key{Key: KeyInfoToProto(k.Reference, k.Backend, k.KeyInfo)}}
+	}
+	maskedResp := func(blob core.MaskedKey, k hostsvc.Key, err error) *hostapi.Response {
+		if err != nil {
+			return fail(err)
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Masked{Masked: &hostapi.MaskedKeyResponse{
+			Blob: blob, Key: KeyInfoToProto(k.Reference, k.Backend, k.KeyInfo)}}}
 	}
 
 	switch op := req.Op.(type) {
@@ -308,6 +354,42 @@ func (s *Server) handle(req *hostapi.Request, start time.Time) (resp *hostapi.Re
 		}
 		return &hostapi.Response{Id: id, Result: &hostapi.Response_KeyList{KeyList: list}}
 
+	case *hostapi.Request_GenerateMasked:
+		m := op.GenerateMasked
+		sess, err := sessionFor(m.GetSession(), session, m.GetReference())
+		if err != nil {
+			return fail(err)
+		}
+		usages, err := core.ParseUsageWords(m.GetOps())
+		if err != nil {
+			return fail(core.Errorf(core.KindOf(err), "%s: %s", m.GetReference(), err))
+		}
+		spec := core.KeySpec{Type: KeyTypeFromProto(m.GetKeyType()), Bits: int(m.GetBits()), Curve: core.Curve(m.GetCurve()), Usages: usages}
+		return maskedResp(svc.GenerateMasked(ctx, m.GetReference(), spec, sess))
+
+	case *hostapi.Request_ImportWrappingKey:
+		spki, err := svc.ImportWrappingKey(ctx, op.ImportWrappingKey.GetReference())
+		if err != nil {
+			return fail(err)
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_WrappingKey{WrappingKey: &hostapi.WrappingKeyResponse{
+			PublicKeyDer: spki, Algorithm: core.ImportWrapAlgorithm}}}
+
+	case *hostapi.Request_ImportMasked:
+		m := op.ImportMasked
+		sess, err := sessionFor(m.GetSession(), session, m.GetReference())
+		if err != nil {
+			return fail(err)
+		}
+		usages, err := core.ParseUsageWords(m.GetOps())
+		if err != nil {
+			return fail(core.Errorf(core.KindOf(err), "%s: %s", m.GetReference(), err))
+		}
+		return maskedResp(svc.ImportMasked(ctx, m.GetReference(), m.GetWrapped(), usages, sess))
+
+	case *hostapi.Request_OpenMasked:
+		return keyResp(svc.OpenMasked(ctx, op.OpenMasked.GetReference(), op.OpenMasked.GetBlob()))
+
 	case *hostapi.Request_Diagnose:
 		d, err := svc.Diagnose(ctx, op.Diagnose.GetReferencePrefix())
 		if err != nil {
@@ -327,6 +409,18 @@ func (s *Server) handle(req *hostapi.Request, start time.Time) (resp *hostapi.Re
 		return &hostapi.Response{Id: id, Result: &hostapi.Response_Deleted{Deleted: &hostapi.DeleteKeyResponse{Versions: int32(n)}}}
 	}
 	return fail(core.Errorf(core.KindUnsupported, "request %d has no operation this hsmhost knows", id))
+}
+
+// sessionFor is the session a new key is bound to: the connection's, when
+// the request asks for a session key.
+func sessionFor(wanted bool, session, ref string) (string, error) {
+	if !wanted {
+		return "", nil
+	}
+	if session == "" {
+		return "", core.Errorf(core.KindInvalidInput, "%s: a session key needs a connection whose hello names a session", ref)
+	}
+	return session, nil
 }
 
 func parseUsages(ref string, ops []string) ([]core.KeyUsage, error) {
@@ -367,6 +461,14 @@ func opName(req *hostapi.Request) string {
 		return "delete_key"
 	case *hostapi.Request_Diagnose:
 		return "diagnose"
+	case *hostapi.Request_GenerateMasked:
+		return "generate_masked"
+	case *hostapi.Request_ImportWrappingKey:
+		return "import_wrapping_key"
+	case *hostapi.Request_ImportMasked:
+		return "import_masked"
+	case *hostapi.Request_OpenMasked:
+		return "open_masked"
 	}
 	return "unknown"
 }

@@ -223,3 +223,49 @@ func (c *Client) Diagnose(ctx context.Context, namespace string) ([]core.Check, 
 	}
 	return out, nil
 }
+
+func usageWords(us []core.KeyUsage) []string { return usagesToPB(us) }
+
+func (c *Client) GenerateMasked(ctx context.Context, spec core.KeySpec, session string) (core.MaskedKey, core.KeyInfo, error) {
+	if err := c.gate(core.OpGenerateMasked); err != nil {
+		return nil, core.KeyInfo{}, err
+	}
+	r, err := c.rpc.GenerateMasked(ctx, &pb.GenerateMaskedRequest{KeyType: string(spec.Type), Bits: int32(spec.Bits),
+		Curve: string(spec.Curve), Ops: usageWords(spec.Usages), Session: session})
+	if err != nil {
+		return nil, core.KeyInfo{}, fromStatus(err)
+	}
+	return r.GetBlob().GetBlob(), keyInfoFromPB(r.GetKey()), nil
+}
+
+func (c *Client) ImportWrappingKey(ctx context.Context) ([]byte, error) {
+	if err := c.gate(core.OpImportMasked); err != nil {
+		return nil, err
+	}
+	r, err := c.rpc.ImportWrappingKey(ctx, &pb.ImportWrappingKeyRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	if r.GetAlgorithm() != core.ImportWrapAlgorithm {
+		return nil, core.Errorf(core.KindUnsupported, "backend %q wraps imports with %q, not %s", c.desc.Name, r.GetAlgorithm(), core.ImportWrapAlgorithm)
+	}
+	return r.GetPublicKeyDer(), nil
+}
+
+func (c *Client) ImportMasked(ctx context.Context, wrapped []byte, usages []core.KeyUsage, session string) (core.MaskedKey, core.KeyInfo, error) {
+	if err := c.gate(core.OpImportMasked); err != nil {
+		return nil, core.KeyInfo{}, err
+	}
+	r, err := c.rpc.ImportMasked(ctx, &pb.ImportMaskedRequest{Wrapped: wrapped, Ops: usageWords(usages), Session: session})
+	if err != nil {
+		return nil, core.KeyInfo{}, fromStatus(err)
+	}
+	return r.GetBlob().GetBlob(), keyInfoFromPB(r.GetKey()), nil
+}
+
+// EndSession tells the plugin a session ended; a plugin without sessions
+// ignores it.
+func (c *Client) EndSession(ctx context.Context, session string) error {
+	_, err := c.rpc.EndSession(ctx, &pb.EndSessionRequest{Session: session})
+	return fromStatus(err)
+}

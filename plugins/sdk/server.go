@@ -251,3 +251,65 @@ func (s *server) Diagnose(ctx context.Context, r *pb.DiagnoseRequest) (*pb.Diagn
 	}
 	return out, nil
 }
+
+func (s *server) maskedMaker(op core.Operation) (ports.MaskedKeyMaker, error) {
+	m, ok := s.impl.(ports.MaskedKeyMaker)
+	if !ok {
+		return nil, unsupported(op)
+	}
+	return m, nil
+}
+
+func (s *server) GenerateMasked(ctx context.Context, r *pb.GenerateMaskedRequest) (*pb.MaskedKeyInfo, error) {
+	m, err := s.maskedMaker(core.OpGenerateMasked)
+	if err != nil {
+		return nil, err
+	}
+	usages, err := core.ParseUsageWords(r.GetOps())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	spec := core.KeySpec{Type: core.KeyType(r.GetKeyType()), Bits: int(r.GetBits()), Curve: core.Curve(r.GetCurve()), Usages: usages}
+	blob, info, err := m.GenerateMasked(ctx, spec, r.GetSession())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.MaskedKeyInfo{Blob: &pb.MaskedKey{Blob: blob}, Key: keyInfoToPB(info)}, nil
+}
+
+func (s *server) ImportWrappingKey(ctx context.Context, _ *pb.ImportWrappingKeyRequest) (*pb.WrappingKey, error) {
+	m, err := s.maskedMaker(core.OpImportMasked)
+	if err != nil {
+		return nil, err
+	}
+	spki, err := m.ImportWrappingKey(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.WrappingKey{PublicKeyDer: spki, Algorithm: core.ImportWrapAlgorithm}, nil
+}
+
+func (s *server) ImportMasked(ctx context.Context, r *pb.ImportMaskedRequest) (*pb.MaskedKeyInfo, error) {
+	m, err := s.maskedMaker(core.OpImportMasked)
+	if err != nil {
+		return nil, err
+	}
+	usages, err := core.ParseUsageWords(r.GetOps())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	blob, info, err := m.ImportMasked(ctx, r.GetWrapped(), usages, r.GetSession())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.MaskedKeyInfo{Blob: &pb.MaskedKey{Blob: blob}, Key: keyInfoToPB(info)}, nil
+}
+
+func (s *server) EndSession(ctx context.Context, r *pb.EndSessionRequest) (*pb.EndSessionResponse, error) {
+	if e, ok := s.impl.(ports.SessionEnder); ok {
+		if err := e.EndSession(ctx, r.GetSession()); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	return &pb.EndSessionResponse{}, nil
+}

@@ -2,8 +2,12 @@ package simulator
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -42,6 +46,9 @@ type maskedPayload struct {
 	Secret []byte          `json:"secret,omitempty"`
 	Public []byte          `json:"spki,omitempty"`
 	From   string          `json:"from,omitempty"` // the stored key it was masked from
+	// Session, when set, binds the key to an application session: once the
+	// session ends the blob no longer opens.
+	Session string `json:"session,omitempty"`
 }
 
 // maskingKeyLocked loads or, on first use, makes the masking key. The file
@@ -120,6 +127,11 @@ func (b *Backend) Unmask(ctx context.Context, blob core.MaskedKey) (core.KeyInfo
 	if err := json.Unmarshal(plain, &p); err != nil {
 		return core.KeyInfo{}, core.Errorf(core.KindInvalidInput, "masked key opened but its contents do not parse")
 	}
+	return b.openPayload(blob, &p)
+}
+
+// openPayload makes (or finds) the handle of an opened blob.
+func (b *Backend) openPayload(blob core.MaskedKey, p *maskedPayload) (core.KeyInfo, error) {
 	sum := sha256.Sum256(blob)
 	handle := hex.EncodeToString(sum[:16])
 	v := &keyVersion{
@@ -127,10 +139,16 @@ func (b *Backend) Unmask(ctx context.Context, blob core.MaskedKey) (core.KeyInfo
 			ID:   core.KeyID{Namespace: maskedNamespace, Name: handle, Version: handle},
 			Type: p.Type, Bits: p.Bits, Curve: p.Curve, Usages: p.Usages, PublicKeyDER: p.Public, Enabled: true,
 		},
-		pkcs8:  p.PKCS8,
-		secret: p.Secret,
+		pkcs8:   p.PKCS8,
+		secret:  p.Secret,
+		session: p.Session,
 	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.Session != "" && !b.sessions[p.Session] {
+		return core.KeyInfo{}, core.Errorf(core.KindOperationNotAllowed,
+			"session key: its session has ended (a session key works only while the process that made it runs)")
+	}
 	if b.masked == nil {
 		b.masked = map[string]*keyVersion{}
 	}
@@ -139,8 +157,211 @@ func (b *Backend) Unmask(ctx context.Context, blob core.MaskedKey) (core.KeyInfo
 	} else {
 		b.masked[handle] = v
 	}
-	b.mu.Unlock()
 	return v.infoCopy(), nil
+}
+
+// seal masks a payload and opens it at once, so the caller gets a usable
+// handle with the blob.
+func (b *Backend) seal(p *maskedPayload) (core.MaskedKey, core.KeyInfo, error) {
+	plain, err := json.Marshal(p)
+	if err != nil {
+		return nil, core.KeyInfo{}, core.Errorf(core.KindInternal, "simulator: %w", err)
+	}
+	defer clear(plain)
+	b.mu.Lock()
+	m, err := b.maskingKeyLocked()
+	if err == nil && p.Session != "" {
+		if b.sessions == nil {
+			b.sessions = map[string]bool{}
+		}
+		b.sessions[p.Session] = true
+	}
+	b.mu.Unlock()
+	if err != nil {
+		return nil, core.KeyInfo{}, err
+	}
+	var flags byte
+	if p.Session != "" {
+		flags |= core.MaskedFlagSession
+	}
+	blob, err := core.SealMasked(m.key, m.instance, flags, plain)
+	if err != nil {
+		return nil, core.KeyInfo{}, err
+	}
+	info, err := b.openPayload(blob, p)
+	return blob, info, err
+}
+
+// payloadFor describes a private key and its policy for sealing.
+func payloadFor(priv crypto.Signer, usages []core.KeyUsage, session string) (*maskedPayload, error) {
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, core.Errorf(core.KindInternal, "simulator: encoding private key: %w", err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(priv.Public())
+	if err != nil {
+		return nil, core.Errorf(core.KindInternal, "simulator: encoding public key: %w", err)
+	}
+	p := &maskedPayload{Usages: usages, PKCS8: pkcs8, Public: spki, Session: session}
+	switch k := priv.(type) {
+	case *rsa.PrivateKey:
+		p.Type, p.Bits = core.KeyTypeRSA, k.N.BitLen()
+	case *ecdsa.PrivateKey:
+		p.Type, p.Bits = core.KeyTypeEC, k.Curve.Params().BitSize
+		if p.Curve, err = curveName(k.Curve); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, core.Errorf(core.KindUnsupported, "simulator: %T keys cannot be masked", priv)
+	}
+	return p, nil
+}
+
+// GenerateMasked generates an RSA or EC key that exists only masked.
+func (b *Backend) GenerateMasked(ctx context.Context, spec core.KeySpec, session string) (core.MaskedKey, core.KeyInfo, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, core.KeyInfo{}, err
+	}
+	usages, err := normalizeUsages(spec.Usages)
+	if err != nil {
+		return nil, core.KeyInfo{}, err
+	}
+	var priv crypto.Signer
+	switch spec.Type {
+	case core.KeyTypeEC:
+		priv, err = ecdsa.GenerateKey(curveOf(spec.Curve), rand.Reader)
+	case core.KeyTypeRSA:
+		priv, err = rsa.GenerateKey(rand.Reader, spec.Bits)
+	default:
+		return nil, core.KeyInfo{}, core.Errorf(core.KindUnsupported, "simulator: masked %s keys are not supported (RSA or EC)", spec.Type)
+	}
+	if err != nil {
+		return nil, core.KeyInfo{}, core.Errorf(core.KindInternal, "simulator: generating key: %w", err)
+	}
+	p, err := payloadFor(priv, usages, session)
+	if err != nil {
+		return nil, core.KeyInfo{}, err
+	}
+	return b.seal(p)
+}
+
+// importKeyLocked loads or makes the RSA-3072 key imports are wrapped under
+// (<state>/simulator/import.key, PKCS#8, mode 0600).
+func (b *Backend) importKeyLocked() (*rsa.PrivateKey, error) {
+	if b.importKey != nil {
+		return b.importKey, nil
+	}
+	if err := b.open(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(b.stateDir, "simulator", "import.key")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		k, gerr := rsa.GenerateKey(rand.Reader, 3072)
+		if gerr != nil {
+			return nil, core.Errorf(core.KindInternal, "simulator: %w", gerr)
+		}
+		der, _ := x509.MarshalPKCS8PrivateKey(k)
+		f, cerr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if cerr == nil {
+			_, werr := f.Write(der)
+			f.Close()
+			if werr != nil {
+				os.Remove(path)
+				return nil, core.Errorf(core.KindUnavailable, "simulator: writing %s: %w", path, werr)
+			}
+		} else if !errors.Is(cerr, fs.ErrExist) {
+			return nil, core.Errorf(core.KindUnavailable, "simulator: creating %s: %w", path, cerr)
+		}
+		data, err = os.ReadFile(path) // another process may have won the race
+	}
+	if err != nil {
+		return nil, core.Errorf(core.KindUnavailable, "simulator: reading %s: %w", path, err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(data)
+	rk, ok := k.(*rsa.PrivateKey)
+	if err != nil || !ok {
+		return nil, core.Errorf(core.KindInternal, "simulator: %s is not an RSA PKCS#8 key", path)
+	}
+	b.importKey = rk
+	return rk, nil
+}
+
+// ImportWrappingKey is the public half of the import key.
+func (b *Backend) ImportWrappingKey(ctx context.Context) ([]byte, error) {
+	b.mu.Lock()
+	k, err := b.importKeyLocked()
+	b.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return x509.MarshalPKIXPublicKey(&k.PublicKey)
+}
+
+// ImportMasked unwraps a CKM_RSA_AES_KEY_WRAP'd PKCS#8 key and masks it.
+func (b *Backend) ImportMasked(ctx context.Context, wrapped []byte, usages []core.KeyUsage, session string) (core.MaskedKey, core.KeyInfo, error) {
+	usages, err := normalizeUsages(usages)
+	if err != nil {
+		return nil, core.KeyInfo{}, err
+	}
+	b.mu.Lock()
+	ik, err := b.importKeyLocked()
+	b.mu.Unlock()
+	if err != nil {
+		return nil, core.KeyInfo{}, err
+	}
+	n := ik.Size()
+	failed := core.Errorf(core.KindInvalidInput, "the wrapped key does not unwrap with this backend's import key (%s)", core.ImportWrapAlgorithm)
+	if len(wrapped) <= n+8 {
+		return nil, core.KeyInfo{}, failed
+	}
+	aesKey, err := rsa.DecryptOAEP(sha256.New(), nil, ik, wrapped[:n], nil)
+	if err != nil || len(aesKey) != 32 {
+		return nil, core.KeyInfo{}, failed
+	}
+	defer clear(aesKey)
+	pkcs8, err := aesKeyUnwrapPad(aesKey, wrapped[n:])
+	if err != nil {
+		return nil, core.KeyInfo{}, failed
+	}
+	defer clear(pkcs8)
+	k, err := x509.ParsePKCS8PrivateKey(pkcs8)
+	if err != nil {
+		return nil, core.KeyInfo{}, core.Errorf(core.KindInvalidInput, "the imported key is not a PKCS#8 private key")
+	}
+	priv, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, core.KeyInfo{}, core.Errorf(core.KindUnsupported, "simulator: cannot import a %T key", k)
+	}
+	switch k := priv.(type) {
+	case *rsa.PrivateKey:
+		if err := (core.KeySpec{Type: core.KeyTypeRSA, Bits: k.N.BitLen(), Usages: usages}).Validate(); err != nil {
+			return nil, core.KeyInfo{}, err
+		}
+	case *ecdsa.PrivateKey:
+		if _, err := curveName(k.Curve); err != nil {
+			return nil, core.KeyInfo{}, err
+		}
+	}
+	p, err := payloadFor(priv, usages, session)
+	if err != nil {
+		return nil, core.KeyInfo{}, err
+	}
+	return b.seal(p)
+}
+
+// EndSession makes the session's keys unusable: their handles go, and
+// their blobs no longer open.
+func (b *Backend) EndSession(ctx context.Context, session string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.sessions, session)
+	for h, v := range b.masked {
+		if v.session == session {
+			delete(b.masked, h)
+		}
+	}
+	return nil
 }
 
 func (b *Backend) resolveMasked(id core.KeyID) (*keyVersion, error) {

@@ -1,7 +1,10 @@
 package simulator
 
 import (
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
@@ -59,5 +62,96 @@ func TestMaskUnmaskAcrossInstances(t *testing.T) {
 	fresh, _ := New(dir)
 	if _, err := fresh.Sign(ctx, handle.ID, digest[:], core.SignatureScheme{Padding: core.PaddingECDSA, Hash: core.SHA256}); !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "open the masked key again") {
 		t.Fatalf("a handle used in a process that never opened it: %v", err)
+	}
+}
+
+// wrapForImport does what the front end does with OpenSSL: RSA-OAEP-256 of
+// a fresh AES-256 key, then the RFC 5649 wrap of the PKCS#8 key.
+func wrapForImport(t *testing.T, wrappingSPKI []byte, priv crypto.Signer) []byte {
+	t.Helper()
+	pub, err := x509.ParsePKIXPublicKey(wrappingSPKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aesKey := make([]byte, 32)
+	rand.Read(aesKey)
+	head, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub.(*rsa.PublicKey), aesKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
+	tail, err := aesKeyWrapPad(aesKey, pkcs8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(head, tail...)
+}
+
+func TestGenerateAndImportMaskedWithUsageAndSessions(t *testing.T) {
+	b, dir := newBackend(t)
+	usage, _ := core.ParseUsageWords([]string{"keyAgreement"})
+	blob, info, err := b.GenerateMasked(ctx, core.KeySpec{Type: core.KeyTypeEC, Curve: core.CurveP384, Usages: usage}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	ecdsa384 := core.SignatureScheme{Padding: core.PaddingECDSA, Hash: core.SHA256}
+	if _, err := b.Sign(ctx, info.ID, digest[:], ecdsa384); !errors.Is(err, core.ErrOperationNotAllowed) {
+		t.Fatalf("a keyAgreement key signed: %v", err)
+	}
+	if h, _ := core.ParseMaskedHeader(blob); h.Flags&core.MaskedFlagSession != 0 {
+		t.Fatal("a persistent key is flagged as a session key")
+	}
+
+	// Import: the key that comes back is the one that went in.
+	spki, err := b.ImportWrappingKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	external, _ := rsa.GenerateKey(rand.Reader, 2048)
+	signing, _ := core.ParseUsageWords([]string{"digitalSignature"})
+	_, imported, err := b.ImportMasked(ctx, wrapForImport(t, spki, external), signing, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := b.Sign(ctx, imported.ID, digest[:], core.SignatureScheme{Padding: core.PaddingPKCS1v15, Hash: core.SHA256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rsa.VerifyPKCS1v15(&external.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
+		t.Fatal("the imported key does not sign as the external key")
+	}
+	bad := wrapForImport(t, spki, external)
+	bad[len(bad)-1] ^= 1
+	if _, _, err := b.ImportMasked(ctx, bad, signing, ""); !errors.Is(err, core.ErrInvalidInput) {
+		t.Fatalf("a damaged import: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "simulator", "import.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("import key file: %v %v", fi, err)
+	}
+
+	// A session key works until its session ends, then neither its handle
+	// nor its blob does; other keys are untouched.
+	sblob, skey, err := b.GenerateMasked(ctx, core.KeySpec{Type: core.KeyTypeEC, Curve: core.CurveP256, Usages: signing}, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := core.ParseMaskedHeader(sblob); h.Flags&core.MaskedFlagSession == 0 {
+		t.Fatal("a session key is not flagged")
+	}
+	if _, err := b.Sign(ctx, skey.ID, digest[:], ecdsa384); err != nil {
+		t.Fatalf("session key before its session ended: %v", err)
+	}
+	if err := b.EndSession(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sign(ctx, skey.ID, digest[:], ecdsa384); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("session key handle after its session ended: %v", err)
+	}
+	if _, err := b.Unmask(ctx, sblob); !errors.Is(err, core.ErrOperationNotAllowed) || !strings.Contains(err.Error(), "session has ended") {
+		t.Fatalf("session key blob after its session ended: %v", err)
+	}
+	if _, err := b.Sign(ctx, imported.ID, digest[:], core.SignatureScheme{Padding: core.PaddingPKCS1v15, Hash: core.SHA256}); err != nil {
+		t.Fatalf("a persistent key after another session ended: %v", err)
 	}
 }

@@ -78,7 +78,9 @@ type Backend struct {
 	masking maskingState // guarded by mu
 	// masked holds the keys opened from masked blobs, by handle; they live
 	// as long as this process (an application opens them again on need).
-	masked map[string]*keyVersion
+	masked    map[string]*keyVersion
+	sessions  map[string]bool // live sessions that own session keys
+	importKey *rsa.PrivateKey // what imports are wrapped under
 }
 
 type keyName struct{ ns, name string }
@@ -94,10 +96,11 @@ type keyEntry struct {
 
 // keyVersion is immutable once made, except for the lazily parsed key.
 type keyVersion struct {
-	info   core.KeyInfo
-	seq    uint64
-	pkcs8  []byte
-	secret []byte // oct keys only
+	info    core.KeyInfo
+	seq     uint64
+	pkcs8   []byte
+	secret  []byte // oct keys only
+	session string // masked session keys only
 
 	once    sync.Once
 	priv    crypto.Signer // *rsa.PrivateKey or *ecdsa.PrivateKey
@@ -105,18 +108,20 @@ type keyVersion struct {
 }
 
 var (
-	_ ports.KeyLookup    = (*Backend)(nil)
-	_ ports.KeyWrapper   = (*Backend)(nil)
-	_ ports.Masker       = (*Backend)(nil)
-	_ ports.KeyLister    = (*Backend)(nil)
-	_ ports.KeyGenerator = (*Backend)(nil)
-	_ ports.KeyImporter  = (*Backend)(nil)
-	_ ports.KeyDeleter   = (*Backend)(nil)
-	_ ports.Signer       = (*Backend)(nil)
-	_ ports.Decrypter    = (*Backend)(nil)
-	_ ports.RandomSource = (*Backend)(nil)
-	_ ports.Configurer   = (*Backend)(nil)
-	_ ports.SchemeLister = (*Backend)(nil)
+	_ ports.KeyLookup      = (*Backend)(nil)
+	_ ports.KeyWrapper     = (*Backend)(nil)
+	_ ports.Masker         = (*Backend)(nil)
+	_ ports.MaskedKeyMaker = (*Backend)(nil)
+	_ ports.SessionEnder   = (*Backend)(nil)
+	_ ports.KeyLister      = (*Backend)(nil)
+	_ ports.KeyGenerator   = (*Backend)(nil)
+	_ ports.KeyImporter    = (*Backend)(nil)
+	_ ports.KeyDeleter     = (*Backend)(nil)
+	_ ports.Signer         = (*Backend)(nil)
+	_ ports.Decrypter      = (*Backend)(nil)
+	_ ports.RandomSource   = (*Backend)(nil)
+	_ ports.Configurer     = (*Backend)(nil)
+	_ ports.SchemeLister   = (*Backend)(nil)
 )
 
 // DefaultStateDir is hsmbridge's state directory: $HSMBRIDGE_STATE_DIR if

@@ -1,0 +1,101 @@
+package hostsvc
+
+import (
+	"context"
+
+	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/ports"
+)
+
+// Masked keys (docs/MASKED_KEYS.md): the reference is an azihsm:// URI that
+// only routes the request; the backend sees no path.
+
+func (s *Service) maskedCall(ref string, op core.Operation) (*call, ports.MaskedKeyMaker, error) {
+	c, err := s.begin(ref, "", op)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, ok := c.backend.(ports.MaskedKeyMaker)
+	if !ok {
+		c.done()
+		return nil, nil, wrap(c.ref.String(), c.backend.Name(), notImplemented(op))
+	}
+	return c, m, nil
+}
+
+// GenerateMasked generates a key in the backend and returns it masked, with
+// the reference pinned to the handle the backend opened it under.
+func (s *Service) GenerateMasked(ctx context.Context, ref string, spec core.KeySpec, session string) (core.MaskedKey, Key, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, Key{}, core.Errorf(core.KindOf(err), "%s: %s", ref, err)
+	}
+	c, m, err := s.maskedCall(ref, core.OpGenerateMasked)
+	if err != nil {
+		return nil, Key{}, err
+	}
+	defer c.done()
+	blob, info, err := m.GenerateMasked(ctx, spec, session)
+	if err != nil {
+		return nil, Key{}, wrap(c.ref.String(), c.backend.Name(), err)
+	}
+	return blob, c.key(info), nil
+}
+
+// ImportWrappingKey returns the public key imports to ref's backend are
+// wrapped under.
+func (s *Service) ImportWrappingKey(ctx context.Context, ref string) ([]byte, error) {
+	c, m, err := s.maskedCall(ref, core.OpImportMasked)
+	if err != nil {
+		return nil, err
+	}
+	defer c.done()
+	spki, err := m.ImportWrappingKey(ctx)
+	return spki, wrap(c.ref.String(), c.backend.Name(), err)
+}
+
+// ImportMasked imports a wrapped private key and returns it masked.
+func (s *Service) ImportMasked(ctx context.Context, ref string, wrapped []byte, usages []core.KeyUsage, session string) (core.MaskedKey, Key, error) {
+	c, m, err := s.maskedCall(ref, core.OpImportMasked)
+	if err != nil {
+		return nil, Key{}, err
+	}
+	defer c.done()
+	blob, info, err := m.ImportMasked(ctx, wrapped, usages, session)
+	if err != nil {
+		return nil, Key{}, wrap(c.ref.String(), c.backend.Name(), err)
+	}
+	return blob, c.key(info), nil
+}
+
+// OpenMasked opens a blob in ref's backend; the returned reference names
+// the handle as its version.
+func (s *Service) OpenMasked(ctx context.Context, ref string, blob core.MaskedKey) (Key, error) {
+	c, err := s.begin(ref, "", core.OpUnmask)
+	if err != nil {
+		return Key{}, err
+	}
+	defer c.done()
+	m, ok := c.backend.(ports.Masker)
+	if !ok {
+		return Key{}, wrap(c.ref.String(), c.backend.Name(), notImplemented(core.OpUnmask))
+	}
+	info, err := m.Unmask(ctx, blob)
+	if err != nil {
+		return Key{}, wrap(c.ref.String(), c.backend.Name(), err)
+	}
+	return c.key(info), nil
+}
+
+// EndSession tells every backend that keeps sessions that one ended.
+func (s *Service) EndSession(ctx context.Context, session string) {
+	t, done, err := s.acquire()
+	if err != nil {
+		return
+	}
+	defer done()
+	for _, b := range t.order {
+		if e, ok := b.(ports.SessionEnder); ok {
+			_ = e.EndSession(ctx, session) // best effort: a dead plugin's sessions are gone anyway
+		}
+	}
+}
