@@ -795,6 +795,30 @@ func (s *suite) testOperations(t *testing.T) {
 				_, err = w.UnwrapKey(ctx, missing, make([]byte, 40), core.WrapA256KW)
 			}
 			return true, err
+		case core.OpGenerateMasked:
+			m, ok := s.b.(ports.MaskedKeyMaker)
+			if !ok {
+				return false, nil
+			}
+			_, info, err := m.GenerateMasked(ctx, core.KeySpec{Type: core.KeyTypeEC, Curve: core.CurveP256, Usages: []core.KeyUsage{core.UsageSign}}, "")
+			if err == nil && len(info.PublicKeyDER) == 0 {
+				t.Errorf("a generated masked key has no public key")
+			}
+			return true, err
+		case core.OpImportMasked:
+			m, ok := s.b.(ports.MaskedKeyMaker)
+			if !ok {
+				return false, nil
+			}
+			if _, err = m.ImportWrappingKey(ctx); err != nil {
+				return true, err
+			}
+			_, _, err = m.ImportMasked(ctx, []byte("not a wrapped key"), []core.KeyUsage{core.UsageSign}, "")
+			if err == nil {
+				t.Errorf("ImportMasked accepted bytes that are no wrapped key")
+			}
+			expectKind(t, "import of a damaged wrapped key", err, core.ErrInvalidInput)
+			return true, nil
 		case core.OpMask:
 			m, ok := s.b.(ports.Masker)
 			if !ok {
@@ -837,7 +861,7 @@ func (s *suite) testOperations(t *testing.T) {
 					t.Fatalf("%s is declared but refused as unsupported: %v", op, err)
 				}
 				switch op {
-				case core.OpGetKey, core.OpListKeys, core.OpCreateKey, core.OpImportKey, core.OpRandom:
+				case core.OpGetKey, core.OpListKeys, core.OpCreateKey, core.OpImportKey, core.OpRandom, core.OpGenerateMasked, core.OpImportMasked:
 					if err != nil {
 						t.Errorf("%s: %v", op, err)
 					}
