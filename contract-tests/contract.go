@@ -795,6 +795,13 @@ func (s *suite) testOperations(t *testing.T) {
 				_, err = w.UnwrapKey(ctx, missing, make([]byte, 40), core.WrapA256KW)
 			}
 			return true, err
+		case core.OpMAC:
+			m, ok := s.b.(ports.MACer)
+			if !ok {
+				return false, nil
+			}
+			_, err = m.MAC(ctx, missing, core.SHA256, []byte("data"))
+			return true, err
 		case core.OpGenerateMasked:
 			m, ok := s.b.(ports.MaskedKeyMaker)
 			if !ok {
@@ -865,7 +872,7 @@ func (s *suite) testOperations(t *testing.T) {
 					if err != nil {
 						t.Errorf("%s: %v", op, err)
 					}
-				case core.OpDeleteKey, core.OpSign, core.OpDecrypt, core.OpWrapKey, core.OpUnwrapKey, core.OpMask:
+				case core.OpDeleteKey, core.OpSign, core.OpDecrypt, core.OpWrapKey, core.OpUnwrapKey, core.OpMask, core.OpMAC:
 					expectKind(t, string(op)+" of a key that does not exist", err, core.ErrNotFound)
 				}
 				return

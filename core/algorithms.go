@@ -210,12 +210,13 @@ const (
 	// Masked keys made in the backend (MaskedKeyMaker).
 	OpGenerateMasked Operation = "generate_masked"
 	OpImportMasked   Operation = "import_masked"
+	OpMAC            Operation = "mac"
 )
 
 // AllOperations lists every operation a backend can declare.
 func AllOperations() []Operation {
 	return []Operation{OpGetKey, OpListKeys, OpCreateKey, OpImportKey, OpDeleteKey, OpSign, OpDecrypt,
-		OpWrapKey, OpUnwrapKey, OpAgree, OpDerive, OpMask, OpUnmask, OpGenerateMasked, OpImportMasked, OpRandom}
+		OpWrapKey, OpUnwrapKey, OpAgree, OpDerive, OpMask, OpUnmask, OpGenerateMasked, OpImportMasked, OpMAC, OpRandom}
 }
 
 // BackendDescription is what a backend declares about itself.

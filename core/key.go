@@ -32,6 +32,10 @@ const (
 	KeyTypeRSA KeyType = "RSA"
 	KeyTypeEC  KeyType = "EC"
 	KeyTypeOct KeyType = "oct"
+	// A shared secret from key agreement: input for a KDF, nothing else.
+	KeyTypeSecret KeyType = "secret"
+	// An HMAC key; its kind (the hash) is fixed when it is derived.
+	KeyTypeHMAC KeyType = "hmac"
 )
 
 // Curve names follow Key Vault (P-256, ...).

@@ -72,6 +72,12 @@ type Deriver interface {
 	Derive(ctx context.Context, params core.DeriveParams) (core.MaskedKey, error)
 }
 
+// MACer computes an HMAC with a key held by the backend; hash must be the
+// key's own kind.
+type MACer interface {
+	MAC(ctx context.Context, id core.KeyID, hash core.Hash, data []byte) ([]byte, error)
+}
+
 // Masker seals a key for storage outside the backend and opens it again.
 type Masker interface {
 	Mask(ctx context.Context, id core.KeyID) (core.MaskedKey, error)
@@ -149,6 +155,8 @@ func Operations(b KeyLookup) []core.Operation {
 	add(ok, core.OpAgree)
 	_, ok = b.(Deriver)
 	add(ok, core.OpDerive)
+	_, ok = b.(MACer)
+	add(ok, core.OpMAC)
 	_, ok = b.(Masker)
 	add(ok, core.OpMask)
 	add(ok, core.OpUnmask)

@@ -386,6 +386,9 @@ type Request struct {
 	//	*Request_ImportWrappingKey
 	//	*Request_ImportMasked
 	//	*Request_OpenMasked
+	//	*Request_Agree
+	//	*Request_Derive
+	//	*Request_Mac
 	Op            isRequest_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -579,6 +582,33 @@ func (x *Request) GetOpenMasked() *OpenMaskedRequest {
 	return nil
 }
 
+func (x *Request) GetAgree() *AgreeRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_Agree); ok {
+			return x.Agree
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetDerive() *DeriveRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_Derive); ok {
+			return x.Derive
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetMac() *MacRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_Mac); ok {
+			return x.Mac
+		}
+	}
+	return nil
+}
+
 type isRequest_Op interface {
 	isRequest_Op()
 }
@@ -647,6 +677,18 @@ type Request_OpenMasked struct {
 	OpenMasked *OpenMaskedRequest `protobuf:"bytes,28,opt,name=open_masked,json=openMasked,proto3,oneof"`
 }
 
+type Request_Agree struct {
+	Agree *AgreeRequest `protobuf:"bytes,29,opt,name=agree,proto3,oneof"`
+}
+
+type Request_Derive struct {
+	Derive *DeriveRequest `protobuf:"bytes,30,opt,name=derive,proto3,oneof"`
+}
+
+type Request_Mac struct {
+	Mac *MacRequest `protobuf:"bytes,31,opt,name=mac,proto3,oneof"`
+}
+
 func (*Request_Hello) isRequest_Op() {}
 
 func (*Request_GetKey) isRequest_Op() {}
@@ -679,6 +721,12 @@ func (*Request_ImportMasked) isRequest_Op() {}
 
 func (*Request_OpenMasked) isRequest_Op() {}
 
+func (*Request_Agree) isRequest_Op() {}
+
+func (*Request_Derive) isRequest_Op() {}
+
+func (*Request_Mac) isRequest_Op() {}
+
 type Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -698,6 +746,7 @@ type Response struct {
 	//	*Response_Diagnosis
 	//	*Response_Masked
 	//	*Response_WrappingKey
+	//	*Response_Mac
 	Result        isResponse_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -860,6 +909,15 @@ func (x *Response) GetWrappingKey() *WrappingKeyResponse {
 	return nil
 }
 
+func (x *Response) GetMac() *MacResponse {
+	if x != nil {
+		if x, ok := x.Result.(*Response_Mac); ok {
+			return x.Mac
+		}
+	}
+	return nil
+}
+
 type isResponse_Result interface {
 	isResponse_Result()
 }
@@ -908,6 +966,10 @@ type Response_WrappingKey struct {
 	WrappingKey *WrappingKeyResponse `protobuf:"bytes,26,opt,name=wrapping_key,json=wrappingKey,proto3,oneof"`
 }
 
+type Response_Mac struct {
+	Mac *MacResponse `protobuf:"bytes,31,opt,name=mac,proto3,oneof"`
+}
+
 func (*Response_Hello) isResponse_Result() {}
 
 func (*Response_Key) isResponse_Result() {}
@@ -929,6 +991,8 @@ func (*Response_Diagnosis) isResponse_Result() {}
 func (*Response_Masked) isResponse_Result() {}
 
 func (*Response_WrappingKey) isResponse_Result() {}
+
+func (*Response_Mac) isResponse_Result() {}
 
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2766,11 +2830,286 @@ func (x *OpenMaskedRequest) GetBlob() []byte {
 	return nil
 }
 
+// ECDH with an opened masked key (keyAgreement / deriveKey usage): the
+// shared secret stays in the backend and comes back masked
+// (Response.masked; its key has no public part).
+type AgreeRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Reference string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	Version   string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// DER SubjectPublicKeyInfo of the peer's EC public key.
+	PeerPublicKeyDer []byte `protobuf:"bytes,3,opt,name=peer_public_key_der,json=peerPublicKeyDer,proto3" json:"peer_public_key_der,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *AgreeRequest) Reset() {
+	*x = AgreeRequest{}
+	mi := &file_api_hostapi_host_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgreeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgreeRequest) ProtoMessage() {}
+
+func (x *AgreeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgreeRequest.ProtoReflect.Descriptor instead.
+func (*AgreeRequest) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AgreeRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *AgreeRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *AgreeRequest) GetPeerPublicKeyDer() []byte {
+	if x != nil {
+		return x.PeerPublicKeyDer
+	}
+	return nil
+}
+
+// HKDF (RFC 5869) in the backend from a masked input (an ECDH secret); the
+// derived key comes back masked (Response.masked).
+type DeriveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Routes the request (an azihsm:// URI); the input is the blob below.
+	Reference string `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	InputBlob []byte `protobuf:"bytes,2,opt,name=input_blob,json=inputBlob,proto3" json:"input_blob,omitempty"`
+	Hash      Hash   `protobuf:"varint,3,opt,name=hash,proto3,enum=hsmbridge.host.v1.Hash" json:"hash,omitempty"`
+	Salt      []byte `protobuf:"bytes,4,opt,name=salt,proto3" json:"salt,omitempty"`
+	Info      []byte `protobuf:"bytes,5,opt,name=info,proto3" json:"info,omitempty"`
+	// "aes" or "hmac"; an HMAC key takes its kind from the hash and must
+	// have its size.
+	OutputType    string `protobuf:"bytes,6,opt,name=output_type,json=outputType,proto3" json:"output_type,omitempty"`
+	OutputBits    int32  `protobuf:"varint,7,opt,name=output_bits,json=outputBits,proto3" json:"output_bits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeriveRequest) Reset() {
+	*x = DeriveRequest{}
+	mi := &file_api_hostapi_host_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeriveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeriveRequest) ProtoMessage() {}
+
+func (x *DeriveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeriveRequest.ProtoReflect.Descriptor instead.
+func (*DeriveRequest) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DeriveRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *DeriveRequest) GetInputBlob() []byte {
+	if x != nil {
+		return x.InputBlob
+	}
+	return nil
+}
+
+func (x *DeriveRequest) GetHash() Hash {
+	if x != nil {
+		return x.Hash
+	}
+	return Hash_HASH_UNSPECIFIED
+}
+
+func (x *DeriveRequest) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+func (x *DeriveRequest) GetInfo() []byte {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *DeriveRequest) GetOutputType() string {
+	if x != nil {
+		return x.OutputType
+	}
+	return ""
+}
+
+func (x *DeriveRequest) GetOutputBits() int32 {
+	if x != nil {
+		return x.OutputBits
+	}
+	return 0
+}
+
+// HMAC with an opened masked HMAC key; the hash must be the key's kind.
+type MacRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reference     string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Hash          Hash                   `protobuf:"varint,3,opt,name=hash,proto3,enum=hsmbridge.host.v1.Hash" json:"hash,omitempty"`
+	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MacRequest) Reset() {
+	*x = MacRequest{}
+	mi := &file_api_hostapi_host_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MacRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MacRequest) ProtoMessage() {}
+
+func (x *MacRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MacRequest.ProtoReflect.Descriptor instead.
+func (*MacRequest) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *MacRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *MacRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *MacRequest) GetHash() Hash {
+	if x != nil {
+		return x.Hash
+	}
+	return Hash_HASH_UNSPECIFIED
+}
+
+func (x *MacRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type MacResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mac           []byte                 `protobuf:"bytes,1,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MacResponse) Reset() {
+	*x = MacResponse{}
+	mi := &file_api_hostapi_host_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MacResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MacResponse) ProtoMessage() {}
+
+func (x *MacResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hostapi_host_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MacResponse.ProtoReflect.Descriptor instead.
+func (*MacResponse) Descriptor() ([]byte, []int) {
+	return file_api_hostapi_host_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *MacResponse) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
 var File_api_hostapi_host_proto protoreflect.FileDescriptor
 
 const file_api_hostapi_host_proto_rawDesc = "" +
 	"\n" +
-	"\x16api/hostapi/host.proto\x12\x11hsmbridge.host.v1\"\xed\b\n" +
+	"\x16api/hostapi/host.proto\x12\x11hsmbridge.host.v1\"\x95\n" +
+	"\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x127\n" +
 	"\x05hello\x18\n" +
@@ -2794,8 +3133,11 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\x13import_wrapping_key\x18\x1a \x01(\v2+.hsmbridge.host.v1.ImportWrappingKeyRequestH\x00R\x11importWrappingKey\x12M\n" +
 	"\rimport_masked\x18\x1b \x01(\v2&.hsmbridge.host.v1.ImportMaskedRequestH\x00R\fimportMasked\x12G\n" +
 	"\vopen_masked\x18\x1c \x01(\v2$.hsmbridge.host.v1.OpenMaskedRequestH\x00R\n" +
-	"openMaskedB\x04\n" +
-	"\x02op\"\xab\x06\n" +
+	"openMasked\x127\n" +
+	"\x05agree\x18\x1d \x01(\v2\x1f.hsmbridge.host.v1.AgreeRequestH\x00R\x05agree\x12:\n" +
+	"\x06derive\x18\x1e \x01(\v2 .hsmbridge.host.v1.DeriveRequestH\x00R\x06derive\x121\n" +
+	"\x03mac\x18\x1f \x01(\v2\x1d.hsmbridge.host.v1.MacRequestH\x00R\x03macB\x04\n" +
+	"\x02op\"\xdf\x06\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
 	"\x05error\x18\x02 \x01(\v2\x18.hsmbridge.host.v1.ErrorR\x05error\x121\n" +
@@ -2811,7 +3153,8 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\adeleted\x18\x17 \x01(\v2$.hsmbridge.host.v1.DeleteKeyResponseH\x00R\adeleted\x12<\n" +
 	"\tdiagnosis\x18\x18 \x01(\v2\x1c.hsmbridge.host.v1.DiagnosisH\x00R\tdiagnosis\x12>\n" +
 	"\x06masked\x18\x19 \x01(\v2$.hsmbridge.host.v1.MaskedKeyResponseH\x00R\x06masked\x12K\n" +
-	"\fwrapping_key\x18\x1a \x01(\v2&.hsmbridge.host.v1.WrappingKeyResponseH\x00R\vwrappingKeyB\b\n" +
+	"\fwrapping_key\x18\x1a \x01(\v2&.hsmbridge.host.v1.WrappingKeyResponseH\x00R\vwrappingKey\x122\n" +
+	"\x03mac\x18\x1f \x01(\v2\x1e.hsmbridge.host.v1.MacResponseH\x00R\x03macB\b\n" +
 	"\x06result\"m\n" +
 	"\x05Error\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.hsmbridge.host.v1.ErrorKindR\x04kind\x12\x18\n" +
@@ -2934,7 +3277,30 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\v2\x1a.hsmbridge.host.v1.KeyInfoR\x03key\"E\n" +
 	"\x11OpenMaskedRequest\x12\x1c\n" +
 	"\treference\x18\x01 \x01(\tR\treference\x12\x12\n" +
-	"\x04blob\x18\x02 \x01(\fR\x04blob*K\n" +
+	"\x04blob\x18\x02 \x01(\fR\x04blob\"u\n" +
+	"\fAgreeRequest\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12-\n" +
+	"\x13peer_public_key_der\x18\x03 \x01(\fR\x10peerPublicKeyDer\"\xe3\x01\n" +
+	"\rDeriveRequest\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\x12\x1d\n" +
+	"\n" +
+	"input_blob\x18\x02 \x01(\fR\tinputBlob\x12+\n" +
+	"\x04hash\x18\x03 \x01(\x0e2\x17.hsmbridge.host.v1.HashR\x04hash\x12\x12\n" +
+	"\x04salt\x18\x04 \x01(\fR\x04salt\x12\x12\n" +
+	"\x04info\x18\x05 \x01(\fR\x04info\x12\x1f\n" +
+	"\voutput_type\x18\x06 \x01(\tR\n" +
+	"outputType\x12\x1f\n" +
+	"\voutput_bits\x18\a \x01(\x05R\n" +
+	"outputBits\"\x85\x01\n" +
+	"\n" +
+	"MacRequest\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12+\n" +
+	"\x04hash\x18\x03 \x01(\x0e2\x17.hsmbridge.host.v1.HashR\x04hash\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\x1f\n" +
+	"\vMacResponse\x12\x10\n" +
+	"\x03mac\x18\x01 \x01(\fR\x03mac*K\n" +
 	"\x0fProtocolVersion\x12 \n" +
 	"\x1cPROTOCOL_VERSION_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12PROTOCOL_VERSION_1\x10\x01*\xf2\x02\n" +
@@ -2987,7 +3353,7 @@ func file_api_hostapi_host_proto_rawDescGZIP() []byte {
 }
 
 var file_api_hostapi_host_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_hostapi_host_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_api_hostapi_host_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_api_hostapi_host_proto_goTypes = []any{
 	(ProtocolVersion)(0),             // 0: hsmbridge.host.v1.ProtocolVersion
 	(ErrorKind)(0),                   // 1: hsmbridge.host.v1.ErrorKind
@@ -3028,6 +3394,10 @@ var file_api_hostapi_host_proto_goTypes = []any{
 	(*ImportMaskedRequest)(nil),      // 36: hsmbridge.host.v1.ImportMaskedRequest
 	(*MaskedKeyResponse)(nil),        // 37: hsmbridge.host.v1.MaskedKeyResponse
 	(*OpenMaskedRequest)(nil),        // 38: hsmbridge.host.v1.OpenMaskedRequest
+	(*AgreeRequest)(nil),             // 39: hsmbridge.host.v1.AgreeRequest
+	(*DeriveRequest)(nil),            // 40: hsmbridge.host.v1.DeriveRequest
+	(*MacRequest)(nil),               // 41: hsmbridge.host.v1.MacRequest
+	(*MacResponse)(nil),              // 42: hsmbridge.host.v1.MacResponse
 }
 var file_api_hostapi_host_proto_depIdxs = []int32{
 	12, // 0: hsmbridge.host.v1.Request.hello:type_name -> hsmbridge.host.v1.HelloRequest
@@ -3046,41 +3416,47 @@ var file_api_hostapi_host_proto_depIdxs = []int32{
 	34, // 13: hsmbridge.host.v1.Request.import_wrapping_key:type_name -> hsmbridge.host.v1.ImportWrappingKeyRequest
 	36, // 14: hsmbridge.host.v1.Request.import_masked:type_name -> hsmbridge.host.v1.ImportMaskedRequest
 	38, // 15: hsmbridge.host.v1.Request.open_masked:type_name -> hsmbridge.host.v1.OpenMaskedRequest
-	8,  // 16: hsmbridge.host.v1.Response.error:type_name -> hsmbridge.host.v1.Error
-	9,  // 17: hsmbridge.host.v1.Response.timing:type_name -> hsmbridge.host.v1.Timing
-	13, // 18: hsmbridge.host.v1.Response.hello:type_name -> hsmbridge.host.v1.HelloResponse
-	14, // 19: hsmbridge.host.v1.Response.key:type_name -> hsmbridge.host.v1.KeyInfo
-	18, // 20: hsmbridge.host.v1.Response.sign:type_name -> hsmbridge.host.v1.SignResponse
-	20, // 21: hsmbridge.host.v1.Response.decrypt:type_name -> hsmbridge.host.v1.DecryptResponse
-	22, // 22: hsmbridge.host.v1.Response.random:type_name -> hsmbridge.host.v1.RandomResponse
-	24, // 23: hsmbridge.host.v1.Response.wrapped:type_name -> hsmbridge.host.v1.WrapKeyResponse
-	15, // 24: hsmbridge.host.v1.Response.key_list:type_name -> hsmbridge.host.v1.KeyList
-	29, // 25: hsmbridge.host.v1.Response.deleted:type_name -> hsmbridge.host.v1.DeleteKeyResponse
-	32, // 26: hsmbridge.host.v1.Response.diagnosis:type_name -> hsmbridge.host.v1.Diagnosis
-	37, // 27: hsmbridge.host.v1.Response.masked:type_name -> hsmbridge.host.v1.MaskedKeyResponse
-	35, // 28: hsmbridge.host.v1.Response.wrapping_key:type_name -> hsmbridge.host.v1.WrappingKeyResponse
-	1,  // 29: hsmbridge.host.v1.Error.kind:type_name -> hsmbridge.host.v1.ErrorKind
-	4,  // 30: hsmbridge.host.v1.SignatureScheme.padding:type_name -> hsmbridge.host.v1.SignaturePadding
-	3,  // 31: hsmbridge.host.v1.SignatureScheme.hash:type_name -> hsmbridge.host.v1.Hash
-	3,  // 32: hsmbridge.host.v1.SignatureScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
-	5,  // 33: hsmbridge.host.v1.EncryptionScheme.padding:type_name -> hsmbridge.host.v1.EncryptionPadding
-	3,  // 34: hsmbridge.host.v1.EncryptionScheme.oaep_hash:type_name -> hsmbridge.host.v1.Hash
-	3,  // 35: hsmbridge.host.v1.EncryptionScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
-	0,  // 36: hsmbridge.host.v1.HelloRequest.version:type_name -> hsmbridge.host.v1.ProtocolVersion
-	0,  // 37: hsmbridge.host.v1.HelloResponse.version:type_name -> hsmbridge.host.v1.ProtocolVersion
-	2,  // 38: hsmbridge.host.v1.KeyInfo.key_type:type_name -> hsmbridge.host.v1.KeyType
-	14, // 39: hsmbridge.host.v1.KeyList.keys:type_name -> hsmbridge.host.v1.KeyInfo
-	10, // 40: hsmbridge.host.v1.SignRequest.scheme:type_name -> hsmbridge.host.v1.SignatureScheme
-	11, // 41: hsmbridge.host.v1.DecryptRequest.scheme:type_name -> hsmbridge.host.v1.EncryptionScheme
-	2,  // 42: hsmbridge.host.v1.CreateKeyRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
-	31, // 43: hsmbridge.host.v1.Diagnosis.checks:type_name -> hsmbridge.host.v1.Check
-	2,  // 44: hsmbridge.host.v1.GenerateMaskedRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
-	14, // 45: hsmbridge.host.v1.MaskedKeyResponse.key:type_name -> hsmbridge.host.v1.KeyInfo
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	39, // 16: hsmbridge.host.v1.Request.agree:type_name -> hsmbridge.host.v1.AgreeRequest
+	40, // 17: hsmbridge.host.v1.Request.derive:type_name -> hsmbridge.host.v1.DeriveRequest
+	41, // 18: hsmbridge.host.v1.Request.mac:type_name -> hsmbridge.host.v1.MacRequest
+	8,  // 19: hsmbridge.host.v1.Response.error:type_name -> hsmbridge.host.v1.Error
+	9,  // 20: hsmbridge.host.v1.Response.timing:type_name -> hsmbridge.host.v1.Timing
+	13, // 21: hsmbridge.host.v1.Response.hello:type_name -> hsmbridge.host.v1.HelloResponse
+	14, // 22: hsmbridge.host.v1.Response.key:type_name -> hsmbridge.host.v1.KeyInfo
+	18, // 23: hsmbridge.host.v1.Response.sign:type_name -> hsmbridge.host.v1.SignResponse
+	20, // 24: hsmbridge.host.v1.Response.decrypt:type_name -> hsmbridge.host.v1.DecryptResponse
+	22, // 25: hsmbridge.host.v1.Response.random:type_name -> hsmbridge.host.v1.RandomResponse
+	24, // 26: hsmbridge.host.v1.Response.wrapped:type_name -> hsmbridge.host.v1.WrapKeyResponse
+	15, // 27: hsmbridge.host.v1.Response.key_list:type_name -> hsmbridge.host.v1.KeyList
+	29, // 28: hsmbridge.host.v1.Response.deleted:type_name -> hsmbridge.host.v1.DeleteKeyResponse
+	32, // 29: hsmbridge.host.v1.Response.diagnosis:type_name -> hsmbridge.host.v1.Diagnosis
+	37, // 30: hsmbridge.host.v1.Response.masked:type_name -> hsmbridge.host.v1.MaskedKeyResponse
+	35, // 31: hsmbridge.host.v1.Response.wrapping_key:type_name -> hsmbridge.host.v1.WrappingKeyResponse
+	42, // 32: hsmbridge.host.v1.Response.mac:type_name -> hsmbridge.host.v1.MacResponse
+	1,  // 33: hsmbridge.host.v1.Error.kind:type_name -> hsmbridge.host.v1.ErrorKind
+	4,  // 34: hsmbridge.host.v1.SignatureScheme.padding:type_name -> hsmbridge.host.v1.SignaturePadding
+	3,  // 35: hsmbridge.host.v1.SignatureScheme.hash:type_name -> hsmbridge.host.v1.Hash
+	3,  // 36: hsmbridge.host.v1.SignatureScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
+	5,  // 37: hsmbridge.host.v1.EncryptionScheme.padding:type_name -> hsmbridge.host.v1.EncryptionPadding
+	3,  // 38: hsmbridge.host.v1.EncryptionScheme.oaep_hash:type_name -> hsmbridge.host.v1.Hash
+	3,  // 39: hsmbridge.host.v1.EncryptionScheme.mgf1_hash:type_name -> hsmbridge.host.v1.Hash
+	0,  // 40: hsmbridge.host.v1.HelloRequest.version:type_name -> hsmbridge.host.v1.ProtocolVersion
+	0,  // 41: hsmbridge.host.v1.HelloResponse.version:type_name -> hsmbridge.host.v1.ProtocolVersion
+	2,  // 42: hsmbridge.host.v1.KeyInfo.key_type:type_name -> hsmbridge.host.v1.KeyType
+	14, // 43: hsmbridge.host.v1.KeyList.keys:type_name -> hsmbridge.host.v1.KeyInfo
+	10, // 44: hsmbridge.host.v1.SignRequest.scheme:type_name -> hsmbridge.host.v1.SignatureScheme
+	11, // 45: hsmbridge.host.v1.DecryptRequest.scheme:type_name -> hsmbridge.host.v1.EncryptionScheme
+	2,  // 46: hsmbridge.host.v1.CreateKeyRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
+	31, // 47: hsmbridge.host.v1.Diagnosis.checks:type_name -> hsmbridge.host.v1.Check
+	2,  // 48: hsmbridge.host.v1.GenerateMaskedRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
+	14, // 49: hsmbridge.host.v1.MaskedKeyResponse.key:type_name -> hsmbridge.host.v1.KeyInfo
+	3,  // 50: hsmbridge.host.v1.DeriveRequest.hash:type_name -> hsmbridge.host.v1.Hash
+	3,  // 51: hsmbridge.host.v1.MacRequest.hash:type_name -> hsmbridge.host.v1.Hash
+	52, // [52:52] is the sub-list for method output_type
+	52, // [52:52] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_api_hostapi_host_proto_init() }
@@ -3105,6 +3481,9 @@ func file_api_hostapi_host_proto_init() {
 		(*Request_ImportWrappingKey)(nil),
 		(*Request_ImportMasked)(nil),
 		(*Request_OpenMasked)(nil),
+		(*Request_Agree)(nil),
+		(*Request_Derive)(nil),
+		(*Request_Mac)(nil),
 	}
 	file_api_hostapi_host_proto_msgTypes[1].OneofWrappers = []any{
 		(*Response_Hello)(nil),
@@ -3118,6 +3497,7 @@ func file_api_hostapi_host_proto_init() {
 		(*Response_Diagnosis)(nil),
 		(*Response_Masked)(nil),
 		(*Response_WrappingKey)(nil),
+		(*Response_Mac)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3125,7 +3505,7 @@ func file_api_hostapi_host_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hostapi_host_proto_rawDesc), len(file_api_hostapi_host_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   33,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
 	"encoding/pem"
 	"flag"
@@ -472,5 +475,101 @@ func TestSessionKeysEndWithTheirSession(t *testing.T) {
 	}
 	if _, _, err := other.Sign(ctx, k.Reference, "", digest[:], scheme); err != nil {
 		t.Fatalf("a persistent masked key in another session: %v", err)
+	}
+}
+
+// The Integrated HSM's chain, checked against an independent computation:
+// ECDH in the backend with a keyAgreement key, HKDF to an HMAC key and to
+// an AES key, both masked; the HMAC must equal one computed here from the
+// peer's side of the ECDH, and a key wrapped with the derived AES key must
+// unwrap with OpenSSL's own AES key wrap under the locally derived key.
+func TestECDHThenHKDFThenHMACAndAESMatchLocalComputation(t *testing.T) {
+	dir := shortTempDir(t)
+	h := startHost(t, dir)
+	ctx := context.Background()
+	c, err := hostclient.Dial(h.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.HelloSession(ctx, "test", "chain"); err != nil {
+		t.Fatal(err)
+	}
+	ref := "azihsm://./ecdh.bin;type=ec"
+	_, mine, err := c.GenerateMasked(ctx, ref, core.KeySpec{Type: core.KeyTypeEC, Curve: core.CurveP384}, []string{"keyAgreement"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	peerDER, _ := x509.MarshalPKIXPublicKey(&peer.PublicKey)
+	secret, err := c.Agree(ctx, mine.Reference, "", peerDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same secret, computed on the peer's side.
+	minePub, _ := x509.ParsePKIXPublicKey(mine.PublicKeyDER)
+	pe, _ := peer.ECDH()
+	me, _ := minePub.(*ecdsa.PublicKey).ECDH()
+	z, err := pe.ECDH(me)
+	if err != nil {
+		t.Fatal(err)
+	}
+	salt, info := []byte("salt"), []byte("hsmbridge test")
+
+	hmacBlob, err := c.Derive(ctx, ref, core.DeriveParams{Input: secret, Hash: core.SHA384, Salt: salt, Info: info, OutputType: "hmac", OutputBits: 384})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, err := c.OpenMasked(ctx, "azihsm://./hmac.bin;type=ec", hmacBlob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := bytes.Repeat([]byte("no 1024-byte cap "), 200)
+	got, err := c.MAC(ctx, hk.Reference, "", core.SHA384, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	localKey, _ := hkdf.Key(sha512.New384, z, salt, string(info), 48)
+	m := hmac.New(sha512.New384, localKey)
+	m.Write(msg)
+	if !hmac.Equal(got, m.Sum(nil)) {
+		t.Fatal("the backend's HMAC differs from the one computed from the peer's side")
+	}
+	if _, err := c.MAC(ctx, hk.Reference, "", core.SHA256, msg); err == nil || !strings.Contains(err.Error(), "must be sha384") {
+		t.Fatalf("MAC with the wrong digest: %v", err)
+	}
+
+	aesBlob, err := c.Derive(ctx, ref, core.DeriveParams{Input: secret, Hash: core.SHA256, Salt: salt, Info: info, OutputType: "aes", OutputBits: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ak, err := c.OpenMasked(ctx, "azihsm://./aes.bin;type=ec", aesBlob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := bytes.Repeat([]byte{0x5a}, 32)
+	wrapped, err := c.WrapKey(ctx, ak.Reference, "", known, core.WrapA256KW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	localAES, _ := hkdf.Key(sha256.New, z, salt, string(info), 32)
+	wf := filepath.Join(dir, "wrapped.bin")
+	os.WriteFile(wf, wrapped, 0o600)
+	out, err := exec.Command("openssl", "enc", "-d", "-id-aes256-wrap", "-K", fmt.Sprintf("%x", localAES), "-iv", "A6A6A6A6A6A6A6A6", "-in", wf).Output()
+	if err != nil {
+		t.Skipf("openssl enc -id-aes256-wrap: %v", err)
+	}
+	if !bytes.Equal(out, known) {
+		t.Fatal("OpenSSL does not unwrap, with the locally derived key, what the derived key wrapped in the backend")
+	}
+
+	// Refusals: a digitalSignature key cannot agree; an HMAC key has its hash's size.
+	_, signer, _ := c.GenerateMasked(ctx, ref, core.KeySpec{Type: core.KeyTypeEC, Curve: core.CurveP384}, []string{"digitalSignature"}, false)
+	if _, err := c.Agree(ctx, signer.Reference, "", peerDER); err == nil || !strings.Contains(err.Error(), "does not allow deriveKey") {
+		t.Fatalf("ECDH with a signing key: %v", err)
+	}
+	if _, err := c.Derive(ctx, ref, core.DeriveParams{Input: secret, Hash: core.SHA256, OutputType: "hmac", OutputBits: 384}); err == nil {
+		t.Fatal("a 384-bit HMAC-SHA256 key was derived")
 	}
 }

@@ -293,6 +293,34 @@ func (c *Client) OpenMasked(ctx context.Context, ref string, blob []byte) (Key, 
 	return keyResult(c.Do(ctx, &hostapi.Request{Op: &hostapi.Request_OpenMasked{OpenMasked: &hostapi.OpenMaskedRequest{Reference: ref, Blob: blob}}}))
 }
 
+// Agree runs ECDH with the key at ref; the shared secret comes back masked.
+func (c *Client) Agree(ctx context.Context, ref, version string, peerPublicKeyDER []byte) ([]byte, error) {
+	blob, _, err := maskedResult(c.Do(ctx, &hostapi.Request{Op: &hostapi.Request_Agree{Agree: &hostapi.AgreeRequest{
+		Reference: ref, Version: version, PeerPublicKeyDer: peerPublicKeyDER}}}))
+	return blob, err
+}
+
+// Derive runs HKDF in ref's backend over a masked input.
+func (c *Client) Derive(ctx context.Context, ref string, p core.DeriveParams) ([]byte, error) {
+	blob, _, err := maskedResult(c.Do(ctx, &hostapi.Request{Op: &hostapi.Request_Derive{Derive: &hostapi.DeriveRequest{
+		Reference: ref, InputBlob: p.Input, Hash: socketserver.HashToProto(p.Hash), Salt: p.Salt, Info: p.Info,
+		OutputType: p.OutputType, OutputBits: int32(p.OutputBits)}}}))
+	return blob, err
+}
+
+// MAC computes an HMAC with the key at ref.
+func (c *Client) MAC(ctx context.Context, ref, version string, hash core.Hash, data []byte) ([]byte, error) {
+	resp, err := c.Do(ctx, &hostapi.Request{Op: &hostapi.Request_Mac{Mac: &hostapi.MacRequest{
+		Reference: ref, Version: version, Hash: socketserver.HashToProto(hash), Data: data}}})
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetMac() == nil {
+		return nil, unexpected(resp)
+	}
+	return resp.GetMac().GetMac(), nil
+}
+
 func maskedResult(resp *hostapi.Response, err error) ([]byte, Key, error) {
 	if err != nil {
 		return nil, Key{}, err
@@ -300,6 +328,9 @@ func maskedResult(resp *hostapi.Response, err error) ([]byte, Key, error) {
 	m := resp.GetMasked()
 	if m == nil {
 		return nil, Key{}, unexpected(resp)
+	}
+	if m.GetKey() == nil { // Agree and Derive answer with the blob alone
+		return m.GetBlob(), Key{}, nil
 	}
 	k, err := keyResult(&hostapi.Response{Id: resp.GetId(), Result: &hostapi.Response_Key{Key: m.GetKey()}}, nil)
 	return m.GetBlob(), k, err

@@ -99,3 +99,50 @@ func (s *Service) EndSession(ctx context.Context, session string) {
 		}
 	}
 }
+
+// Agree runs ECDH with the key at ref (an opened masked key, or any key
+// that allows deriveKey) and returns the shared secret masked.
+func (s *Service) Agree(ctx context.Context, ref, version string, peerPublicKeyDER []byte) (core.MaskedKey, error) {
+	c, err := s.begin(ref, version, core.OpAgree)
+	if err != nil {
+		return nil, err
+	}
+	defer c.done()
+	a, ok := c.backend.(ports.Agreer)
+	if !ok {
+		return nil, wrap(c.ref.String(), c.backend.Name(), notImplemented(core.OpAgree))
+	}
+	blob, err := a.Agree(ctx, c.ref.ID(), peerPublicKeyDER)
+	return blob, wrap(c.ref.String(), c.backend.Name(), err)
+}
+
+// Derive runs a KDF in ref's backend over a masked input and returns the
+// derived key masked.
+func (s *Service) Derive(ctx context.Context, ref string, params core.DeriveParams) (core.MaskedKey, error) {
+	c, err := s.begin(ref, "", core.OpDerive)
+	if err != nil {
+		return nil, err
+	}
+	defer c.done()
+	d, ok := c.backend.(ports.Deriver)
+	if !ok {
+		return nil, wrap(c.ref.String(), c.backend.Name(), notImplemented(core.OpDerive))
+	}
+	blob, err := d.Derive(ctx, params)
+	return blob, wrap(c.ref.String(), c.backend.Name(), err)
+}
+
+// MAC computes an HMAC with the key at ref.
+func (s *Service) MAC(ctx context.Context, ref, version string, hash core.Hash, data []byte) ([]byte, error) {
+	c, err := s.begin(ref, version, core.OpMAC)
+	if err != nil {
+		return nil, err
+	}
+	defer c.done()
+	m, ok := c.backend.(ports.MACer)
+	if !ok {
+		return nil, wrap(c.ref.String(), c.backend.Name(), notImplemented(core.OpMAC))
+	}
+	mac, err := m.MAC(ctx, c.ref.ID(), hash, data)
+	return mac, wrap(c.ref.String(), c.backend.Name(), err)
+}

@@ -117,3 +117,7 @@ func (b *Backend) EndSession(ctx context.Context, session string) error {
 	})
 	return err
 }
+
+func (b *Backend) MAC(ctx context.Context, id core.KeyID, hash core.Hash, data []byte) ([]byte, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]byte, error) { return c.MAC(ctx, id, hash, data) })
+}

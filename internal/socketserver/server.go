@@ -390,6 +390,32 @@ func (s *Server) handle(req *hostapi.Request, start time.Time, session string) (
 	case *hostapi.Request_OpenMasked:
 		return keyResp(svc.OpenMasked(ctx, op.OpenMasked.GetReference(), op.OpenMasked.GetBlob()))
 
+	case *hostapi.Request_Agree:
+		m := op.Agree
+		blob, err := svc.Agree(ctx, m.GetReference(), m.GetVersion(), m.GetPeerPublicKeyDer())
+		if err != nil {
+			return fail(err)
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Masked{Masked: &hostapi.MaskedKeyResponse{Blob: blob}}}
+
+	case *hostapi.Request_Derive:
+		m := op.Derive
+		blob, err := svc.Derive(ctx, m.GetReference(), core.DeriveParams{
+			Input: m.GetInputBlob(), KDF: "hkdf", Hash: HashFromProto(m.GetHash()), Salt: m.GetSalt(), Info: m.GetInfo(),
+			OutputType: m.GetOutputType(), OutputBits: int(m.GetOutputBits())})
+		if err != nil {
+			return fail(err)
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Masked{Masked: &hostapi.MaskedKeyResponse{Blob: blob}}}
+
+	case *hostapi.Request_Mac:
+		m := op.Mac
+		mac, err := svc.MAC(ctx, m.GetReference(), m.GetVersion(), HashFromProto(m.GetHash()), m.GetData())
+		if err != nil {
+			return fail(err)
+		}
+		return &hostapi.Response{Id: id, Result: &hostapi.Response_Mac{Mac: &hostapi.MacResponse{Mac: mac}}}
+
 	case *hostapi.Request_Diagnose:
 		d, err := svc.Diagnose(ctx, op.Diagnose.GetReferencePrefix())
 		if err != nil {
@@ -469,6 +495,12 @@ func opName(req *hostapi.Request) string {
 		return "import_masked"
 	case *hostapi.Request_OpenMasked:
 		return "open_masked"
+	case *hostapi.Request_Agree:
+		return "agree"
+	case *hostapi.Request_Derive:
+		return "derive"
+	case *hostapi.Request_Mac:
+		return "mac"
 	}
 	return "unknown"
 }

@@ -269,3 +269,14 @@ func (c *Client) EndSession(ctx context.Context, session string) error {
 	_, err := c.rpc.EndSession(ctx, &pb.EndSessionRequest{Session: session})
 	return fromStatus(err)
 }
+
+func (c *Client) MAC(ctx context.Context, id core.KeyID, hash core.Hash, data []byte) ([]byte, error) {
+	if err := c.gate(core.OpMAC); err != nil {
+		return nil, err
+	}
+	r, err := c.rpc.MAC(ctx, &pb.MACRequest{Key: keyIDToPB(id), Hash: hash.String(), Data: data})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return r.GetMac(), nil
+}

@@ -313,3 +313,19 @@ func (s *server) EndSession(ctx context.Context, r *pb.EndSessionRequest) (*pb.E
 	}
 	return &pb.EndSessionResponse{}, nil
 }
+
+func (s *server) MAC(ctx context.Context, r *pb.MACRequest) (*pb.MACResponse, error) {
+	m, ok := s.impl.(ports.MACer)
+	if !ok {
+		return nil, unsupported(core.OpMAC)
+	}
+	h, err := core.ParseHash(r.GetHash())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	mac, err := m.MAC(ctx, keyIDFromPB(r.GetKey()), h, r.GetData())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.MACResponse{Mac: mac}, nil
+}

@@ -49,6 +49,8 @@ type maskedPayload struct {
 	// Session, when set, binds the key to an application session: once the
 	// session ends the blob no longer opens.
 	Session string `json:"session,omitempty"`
+	// HMACHash is an HMAC key's kind: the only hash it MACs with.
+	HMACHash string `json:"hmac_hash,omitempty"`
 }
 
 // maskingKeyLocked loads or, on first use, makes the masking key. The file
@@ -139,9 +141,17 @@ func (b *Backend) openPayload(blob core.MaskedKey, p *maskedPayload) (core.KeyIn
 			ID:   core.KeyID{Namespace: maskedNamespace, Name: handle, Version: handle},
 			Type: p.Type, Bits: p.Bits, Curve: p.Curve, Usages: p.Usages, PublicKeyDER: p.Public, Enabled: true,
 		},
-		pkcs8:   p.PKCS8,
-		secret:  p.Secret,
+		// Copies: callers wipe what they sealed.
+		pkcs8:   slices.Clone(p.PKCS8),
+		secret:  slices.Clone(p.Secret),
 		session: p.Session,
+	}
+	if p.HMACHash != "" {
+		h, err := core.ParseHash(p.HMACHash)
+		if err != nil {
+			return core.KeyInfo{}, core.Errorf(core.KindInvalidInput, "masked HMAC key of unknown kind %q", p.HMACHash)
+		}
+		v.hmacHash = h
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

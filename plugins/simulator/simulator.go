@@ -96,11 +96,12 @@ type keyEntry struct {
 
 // keyVersion is immutable once made, except for the lazily parsed key.
 type keyVersion struct {
-	info    core.KeyInfo
-	seq     uint64
-	pkcs8   []byte
-	secret  []byte // oct keys only
-	session string // masked session keys only
+	info     core.KeyInfo
+	seq      uint64
+	pkcs8    []byte
+	secret   []byte    // oct, secret and hmac keys
+	session  string    // masked session keys only
+	hmacHash core.Hash // hmac keys only
 
 	once    sync.Once
 	priv    crypto.Signer // *rsa.PrivateKey or *ecdsa.PrivateKey
@@ -113,6 +114,9 @@ var (
 	_ ports.Masker         = (*Backend)(nil)
 	_ ports.MaskedKeyMaker = (*Backend)(nil)
 	_ ports.SessionEnder   = (*Backend)(nil)
+	_ ports.Agreer         = (*Backend)(nil)
+	_ ports.Deriver        = (*Backend)(nil)
+	_ ports.MACer          = (*Backend)(nil)
 	_ ports.KeyLister      = (*Backend)(nil)
 	_ ports.KeyGenerator   = (*Backend)(nil)
 	_ ports.KeyImporter    = (*Backend)(nil)

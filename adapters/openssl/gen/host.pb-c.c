@@ -1492,7 +1492,187 @@ void   hsmbridge__host__v1__open_masked_request__free_unpacked
   assert(message->base.descriptor == &hsmbridge__host__v1__open_masked_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descriptors[17] =
+void   hsmbridge__host__v1__agree_request__init
+                     (Hsmbridge__Host__V1__AgreeRequest         *message)
+{
+  static const Hsmbridge__Host__V1__AgreeRequest init_value = HSMBRIDGE__HOST__V1__AGREE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__agree_request__get_packed_size
+                     (const Hsmbridge__Host__V1__AgreeRequest *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__agree_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__agree_request__pack
+                     (const Hsmbridge__Host__V1__AgreeRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__agree_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__agree_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__AgreeRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__agree_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__AgreeRequest *
+       hsmbridge__host__v1__agree_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__AgreeRequest *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__agree_request__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__agree_request__free_unpacked
+                     (Hsmbridge__Host__V1__AgreeRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__agree_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   hsmbridge__host__v1__derive_request__init
+                     (Hsmbridge__Host__V1__DeriveRequest         *message)
+{
+  static const Hsmbridge__Host__V1__DeriveRequest init_value = HSMBRIDGE__HOST__V1__DERIVE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__derive_request__get_packed_size
+                     (const Hsmbridge__Host__V1__DeriveRequest *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__derive_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__derive_request__pack
+                     (const Hsmbridge__Host__V1__DeriveRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__derive_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__derive_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__DeriveRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__derive_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__DeriveRequest *
+       hsmbridge__host__v1__derive_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__DeriveRequest *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__derive_request__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__derive_request__free_unpacked
+                     (Hsmbridge__Host__V1__DeriveRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__derive_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   hsmbridge__host__v1__mac_request__init
+                     (Hsmbridge__Host__V1__MacRequest         *message)
+{
+  static const Hsmbridge__Host__V1__MacRequest init_value = HSMBRIDGE__HOST__V1__MAC_REQUEST__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__mac_request__get_packed_size
+                     (const Hsmbridge__Host__V1__MacRequest *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__mac_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__mac_request__pack
+                     (const Hsmbridge__Host__V1__MacRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__mac_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__mac_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__MacRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__mac_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__MacRequest *
+       hsmbridge__host__v1__mac_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__MacRequest *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__mac_request__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__mac_request__free_unpacked
+                     (Hsmbridge__Host__V1__MacRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__mac_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   hsmbridge__host__v1__mac_response__init
+                     (Hsmbridge__Host__V1__MacResponse         *message)
+{
+  static const Hsmbridge__Host__V1__MacResponse init_value = HSMBRIDGE__HOST__V1__MAC_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t hsmbridge__host__v1__mac_response__get_packed_size
+                     (const Hsmbridge__Host__V1__MacResponse *message)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__mac_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hsmbridge__host__v1__mac_response__pack
+                     (const Hsmbridge__Host__V1__MacResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__mac_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hsmbridge__host__v1__mac_response__pack_to_buffer
+                     (const Hsmbridge__Host__V1__MacResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hsmbridge__host__v1__mac_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hsmbridge__Host__V1__MacResponse *
+       hsmbridge__host__v1__mac_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hsmbridge__Host__V1__MacResponse *)
+     protobuf_c_message_unpack (&hsmbridge__host__v1__mac_response__descriptor,
+                                allocator, len, data);
+}
+void   hsmbridge__host__v1__mac_response__free_unpacked
+                     (Hsmbridge__Host__V1__MacResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hsmbridge__host__v1__mac_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descriptors[20] =
 {
   {
     "id",
@@ -1698,11 +1878,49 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__request__field_descri
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "agree",
+    29,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Request, op_case),
+    offsetof(Hsmbridge__Host__V1__Request, agree),
+    &hsmbridge__host__v1__agree_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "derive",
+    30,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Request, op_case),
+    offsetof(Hsmbridge__Host__V1__Request, derive),
+    &hsmbridge__host__v1__derive_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mac",
+    31,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Request, op_case),
+    offsetof(Hsmbridge__Host__V1__Request, mac),
+    &hsmbridge__host__v1__mac_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hsmbridge__host__v1__request__field_indices_by_name[] = {
+  17,   /* field[17] = agree */
   8,   /* field[8] = create_key */
   4,   /* field[4] = decrypt */
   11,   /* field[11] = delete_key */
+  18,   /* field[18] = derive */
   12,   /* field[12] = diagnose */
   13,   /* field[13] = generate_masked */
   2,   /* field[2] = get_key */
@@ -1712,6 +1930,7 @@ static const unsigned hsmbridge__host__v1__request__field_indices_by_name[] = {
   15,   /* field[15] = import_masked */
   14,   /* field[14] = import_wrapping_key */
   10,   /* field[10] = list_keys */
+  19,   /* field[19] = mac */
   16,   /* field[16] = open_masked */
   5,   /* field[5] = random */
   3,   /* field[3] = sign */
@@ -1723,7 +1942,7 @@ static const ProtobufCIntRange hsmbridge__host__v1__request__number_ranges[3 + 1
   { 1, 0 },
   { 10, 1 },
   { 20, 8 },
-  { 0, 17 }
+  { 0, 20 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__request__descriptor =
 {
@@ -1733,14 +1952,14 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__request__descriptor =
   "Hsmbridge__Host__V1__Request",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__Request),
-  17,
+  20,
   hsmbridge__host__v1__request__field_descriptors,
   hsmbridge__host__v1__request__field_indices_by_name,
   3,  hsmbridge__host__v1__request__number_ranges,
   (ProtobufCMessageInit) hsmbridge__host__v1__request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descriptors[14] =
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descriptors[15] =
 {
   {
     "id",
@@ -1910,6 +2129,18 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__response__field_descr
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "mac",
+    31,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hsmbridge__Host__V1__Response, result_case),
+    offsetof(Hsmbridge__Host__V1__Response, mac),
+    &hsmbridge__host__v1__mac_response__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hsmbridge__host__v1__response__field_indices_by_name[] = {
   6,   /* field[6] = decrypt */
@@ -1920,6 +2151,7 @@ static const unsigned hsmbridge__host__v1__response__field_indices_by_name[] = {
   0,   /* field[0] = id */
   4,   /* field[4] = key */
   9,   /* field[9] = key_list */
+  14,   /* field[14] = mac */
   12,   /* field[12] = masked */
   7,   /* field[7] = random */
   5,   /* field[5] = sign */
@@ -1927,12 +2159,13 @@ static const unsigned hsmbridge__host__v1__response__field_indices_by_name[] = {
   8,   /* field[8] = wrapped */
   13,   /* field[13] = wrapping_key */
 };
-static const ProtobufCIntRange hsmbridge__host__v1__response__number_ranges[3 + 1] =
+static const ProtobufCIntRange hsmbridge__host__v1__response__number_ranges[4 + 1] =
 {
   { 1, 0 },
   { 10, 3 },
   { 22, 9 },
-  { 0, 14 }
+  { 31, 14 },
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__response__descriptor =
 {
@@ -1942,10 +2175,10 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__response__descriptor =
   "Hsmbridge__Host__V1__Response",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__Response),
-  14,
+  15,
   hsmbridge__host__v1__response__field_descriptors,
   hsmbridge__host__v1__response__field_indices_by_name,
-  3,  hsmbridge__host__v1__response__number_ranges,
+  4,  hsmbridge__host__v1__response__number_ranges,
   (ProtobufCMessageInit) hsmbridge__host__v1__response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -3827,6 +4060,301 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__open_masked_request__descr
   hsmbridge__host__v1__open_masked_request__field_indices_by_name,
   1,  hsmbridge__host__v1__open_masked_request__number_ranges,
   (ProtobufCMessageInit) hsmbridge__host__v1__open_masked_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__agree_request__field_descriptors[3] =
+{
+  {
+    "reference",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__AgreeRequest, reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__AgreeRequest, version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "peer_public_key_der",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__AgreeRequest, peer_public_key_der),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__agree_request__field_indices_by_name[] = {
+  2,   /* field[2] = peer_public_key_der */
+  0,   /* field[0] = reference */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__agree_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__agree_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.AgreeRequest",
+  "AgreeRequest",
+  "Hsmbridge__Host__V1__AgreeRequest",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__AgreeRequest),
+  3,
+  hsmbridge__host__v1__agree_request__field_descriptors,
+  hsmbridge__host__v1__agree_request__field_indices_by_name,
+  1,  hsmbridge__host__v1__agree_request__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__agree_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__derive_request__field_descriptors[7] =
+{
+  {
+    "reference",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__DeriveRequest, reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "input_blob",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__DeriveRequest, input_blob),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hash",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__DeriveRequest, hash),
+    &hsmbridge__host__v1__hash__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "salt",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__DeriveRequest, salt),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "info",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__DeriveRequest, info),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output_type",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__DeriveRequest, output_type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output_bits",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__DeriveRequest, output_bits),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__derive_request__field_indices_by_name[] = {
+  2,   /* field[2] = hash */
+  4,   /* field[4] = info */
+  1,   /* field[1] = input_blob */
+  6,   /* field[6] = output_bits */
+  5,   /* field[5] = output_type */
+  0,   /* field[0] = reference */
+  3,   /* field[3] = salt */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__derive_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__derive_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.DeriveRequest",
+  "DeriveRequest",
+  "Hsmbridge__Host__V1__DeriveRequest",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__DeriveRequest),
+  7,
+  hsmbridge__host__v1__derive_request__field_descriptors,
+  hsmbridge__host__v1__derive_request__field_indices_by_name,
+  1,  hsmbridge__host__v1__derive_request__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__derive_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__mac_request__field_descriptors[4] =
+{
+  {
+    "reference",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__MacRequest, reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__MacRequest, version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hash",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__MacRequest, hash),
+    &hsmbridge__host__v1__hash__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__MacRequest, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__mac_request__field_indices_by_name[] = {
+  3,   /* field[3] = data */
+  2,   /* field[2] = hash */
+  0,   /* field[0] = reference */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__mac_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__mac_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.MacRequest",
+  "MacRequest",
+  "Hsmbridge__Host__V1__MacRequest",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__MacRequest),
+  4,
+  hsmbridge__host__v1__mac_request__field_descriptors,
+  hsmbridge__host__v1__mac_request__field_indices_by_name,
+  1,  hsmbridge__host__v1__mac_request__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__mac_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__mac_response__field_descriptors[1] =
+{
+  {
+    "mac",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__MacResponse, mac),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hsmbridge__host__v1__mac_response__field_indices_by_name[] = {
+  0,   /* field[0] = mac */
+};
+static const ProtobufCIntRange hsmbridge__host__v1__mac_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor hsmbridge__host__v1__mac_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hsmbridge.host.v1.MacResponse",
+  "MacResponse",
+  "Hsmbridge__Host__V1__MacResponse",
+  "hsmbridge.host.v1",
+  sizeof(Hsmbridge__Host__V1__MacResponse),
+  1,
+  hsmbridge__host__v1__mac_response__field_descriptors,
+  hsmbridge__host__v1__mac_response__field_indices_by_name,
+  1,  hsmbridge__host__v1__mac_response__number_ranges,
+  (ProtobufCMessageInit) hsmbridge__host__v1__mac_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue hsmbridge__host__v1__protocol_version__enum_values_by_number[2] =

@@ -48,6 +48,10 @@ typedef struct Hsmbridge__Host__V1__WrappingKeyResponse Hsmbridge__Host__V1__Wra
 typedef struct Hsmbridge__Host__V1__ImportMaskedRequest Hsmbridge__Host__V1__ImportMaskedRequest;
 typedef struct Hsmbridge__Host__V1__MaskedKeyResponse Hsmbridge__Host__V1__MaskedKeyResponse;
 typedef struct Hsmbridge__Host__V1__OpenMaskedRequest Hsmbridge__Host__V1__OpenMaskedRequest;
+typedef struct Hsmbridge__Host__V1__AgreeRequest Hsmbridge__Host__V1__AgreeRequest;
+typedef struct Hsmbridge__Host__V1__DeriveRequest Hsmbridge__Host__V1__DeriveRequest;
+typedef struct Hsmbridge__Host__V1__MacRequest Hsmbridge__Host__V1__MacRequest;
+typedef struct Hsmbridge__Host__V1__MacResponse Hsmbridge__Host__V1__MacResponse;
 
 
 /* --- enums --- */
@@ -124,7 +128,10 @@ typedef enum {
   HSMBRIDGE__HOST__V1__REQUEST__OP_GENERATE_MASKED = 25,
   HSMBRIDGE__HOST__V1__REQUEST__OP_IMPORT_WRAPPING_KEY = 26,
   HSMBRIDGE__HOST__V1__REQUEST__OP_IMPORT_MASKED = 27,
-  HSMBRIDGE__HOST__V1__REQUEST__OP_OPEN_MASKED = 28
+  HSMBRIDGE__HOST__V1__REQUEST__OP_OPEN_MASKED = 28,
+  HSMBRIDGE__HOST__V1__REQUEST__OP_AGREE = 29,
+  HSMBRIDGE__HOST__V1__REQUEST__OP_DERIVE = 30,
+  HSMBRIDGE__HOST__V1__REQUEST__OP_MAC = 31
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HSMBRIDGE__HOST__V1__REQUEST__OP__CASE)
 } Hsmbridge__Host__V1__Request__OpCase;
 
@@ -150,6 +157,9 @@ struct  Hsmbridge__Host__V1__Request
     Hsmbridge__Host__V1__ImportWrappingKeyRequest *import_wrapping_key;
     Hsmbridge__Host__V1__ImportMaskedRequest *import_masked;
     Hsmbridge__Host__V1__OpenMaskedRequest *open_masked;
+    Hsmbridge__Host__V1__AgreeRequest *agree;
+    Hsmbridge__Host__V1__DeriveRequest *derive;
+    Hsmbridge__Host__V1__MacRequest *mac;
   };
 };
 #define HSMBRIDGE__HOST__V1__REQUEST__INIT \
@@ -169,7 +179,8 @@ typedef enum {
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_DELETED = 23,
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_DIAGNOSIS = 24,
   HSMBRIDGE__HOST__V1__RESPONSE__RESULT_MASKED = 25,
-  HSMBRIDGE__HOST__V1__RESPONSE__RESULT_WRAPPING_KEY = 26
+  HSMBRIDGE__HOST__V1__RESPONSE__RESULT_WRAPPING_KEY = 26,
+  HSMBRIDGE__HOST__V1__RESPONSE__RESULT_MAC = 31
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HSMBRIDGE__HOST__V1__RESPONSE__RESULT__CASE)
 } Hsmbridge__Host__V1__Response__ResultCase;
 
@@ -195,6 +206,7 @@ struct  Hsmbridge__Host__V1__Response
     Hsmbridge__Host__V1__Diagnosis *diagnosis;
     Hsmbridge__Host__V1__MaskedKeyResponse *masked;
     Hsmbridge__Host__V1__WrappingKeyResponse *wrapping_key;
+    Hsmbridge__Host__V1__MacResponse *mac;
   };
 };
 #define HSMBRIDGE__HOST__V1__RESPONSE__INIT \
@@ -676,6 +688,79 @@ struct  Hsmbridge__Host__V1__OpenMaskedRequest
 #define HSMBRIDGE__HOST__V1__OPEN_MASKED_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__open_masked_request__descriptor) \
     , (char *)protobuf_c_empty_string, {0,NULL} }
+
+
+/*
+ * ECDH with an opened masked key (keyAgreement / deriveKey usage): the
+ * shared secret stays in the backend and comes back masked
+ * (Response.masked; its key has no public part).
+ */
+struct  Hsmbridge__Host__V1__AgreeRequest
+{
+  ProtobufCMessage base;
+  char *reference;
+  char *version;
+  /*
+   * DER SubjectPublicKeyInfo of the peer's EC public key.
+   */
+  ProtobufCBinaryData peer_public_key_der;
+};
+#define HSMBRIDGE__HOST__V1__AGREE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__agree_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL} }
+
+
+/*
+ * HKDF (RFC 5869) in the backend from a masked input (an ECDH secret); the
+ * derived key comes back masked (Response.masked).
+ */
+struct  Hsmbridge__Host__V1__DeriveRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Routes the request (an azihsm:// URI); the input is the blob below.
+   */
+  char *reference;
+  ProtobufCBinaryData input_blob;
+  Hsmbridge__Host__V1__Hash hash;
+  ProtobufCBinaryData salt;
+  ProtobufCBinaryData info;
+  /*
+   * "aes" or "hmac"; an HMAC key takes its kind from the hash and must
+   * have its size.
+   */
+  char *output_type;
+  int32_t output_bits;
+};
+#define HSMBRIDGE__HOST__V1__DERIVE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__derive_request__descriptor) \
+    , (char *)protobuf_c_empty_string, {0,NULL}, HSMBRIDGE__HOST__V1__HASH__HASH_UNSPECIFIED, {0,NULL}, {0,NULL}, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * HMAC with an opened masked HMAC key; the hash must be the key's kind.
+ */
+struct  Hsmbridge__Host__V1__MacRequest
+{
+  ProtobufCMessage base;
+  char *reference;
+  char *version;
+  Hsmbridge__Host__V1__Hash hash;
+  ProtobufCBinaryData data;
+};
+#define HSMBRIDGE__HOST__V1__MAC_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__mac_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, HSMBRIDGE__HOST__V1__HASH__HASH_UNSPECIFIED, {0,NULL} }
+
+
+struct  Hsmbridge__Host__V1__MacResponse
+{
+  ProtobufCMessage base;
+  ProtobufCBinaryData mac;
+};
+#define HSMBRIDGE__HOST__V1__MAC_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__mac_response__descriptor) \
+    , {0,NULL} }
 
 
 /* Hsmbridge__Host__V1__Request methods */
@@ -1305,6 +1390,82 @@ Hsmbridge__Host__V1__OpenMaskedRequest *
 void   hsmbridge__host__v1__open_masked_request__free_unpacked
                      (Hsmbridge__Host__V1__OpenMaskedRequest *message,
                       ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__AgreeRequest methods */
+void   hsmbridge__host__v1__agree_request__init
+                     (Hsmbridge__Host__V1__AgreeRequest         *message);
+size_t hsmbridge__host__v1__agree_request__get_packed_size
+                     (const Hsmbridge__Host__V1__AgreeRequest   *message);
+size_t hsmbridge__host__v1__agree_request__pack
+                     (const Hsmbridge__Host__V1__AgreeRequest   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__agree_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__AgreeRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__AgreeRequest *
+       hsmbridge__host__v1__agree_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__agree_request__free_unpacked
+                     (Hsmbridge__Host__V1__AgreeRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__DeriveRequest methods */
+void   hsmbridge__host__v1__derive_request__init
+                     (Hsmbridge__Host__V1__DeriveRequest         *message);
+size_t hsmbridge__host__v1__derive_request__get_packed_size
+                     (const Hsmbridge__Host__V1__DeriveRequest   *message);
+size_t hsmbridge__host__v1__derive_request__pack
+                     (const Hsmbridge__Host__V1__DeriveRequest   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__derive_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__DeriveRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__DeriveRequest *
+       hsmbridge__host__v1__derive_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__derive_request__free_unpacked
+                     (Hsmbridge__Host__V1__DeriveRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__MacRequest methods */
+void   hsmbridge__host__v1__mac_request__init
+                     (Hsmbridge__Host__V1__MacRequest         *message);
+size_t hsmbridge__host__v1__mac_request__get_packed_size
+                     (const Hsmbridge__Host__V1__MacRequest   *message);
+size_t hsmbridge__host__v1__mac_request__pack
+                     (const Hsmbridge__Host__V1__MacRequest   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__mac_request__pack_to_buffer
+                     (const Hsmbridge__Host__V1__MacRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__MacRequest *
+       hsmbridge__host__v1__mac_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__mac_request__free_unpacked
+                     (Hsmbridge__Host__V1__MacRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Hsmbridge__Host__V1__MacResponse methods */
+void   hsmbridge__host__v1__mac_response__init
+                     (Hsmbridge__Host__V1__MacResponse         *message);
+size_t hsmbridge__host__v1__mac_response__get_packed_size
+                     (const Hsmbridge__Host__V1__MacResponse   *message);
+size_t hsmbridge__host__v1__mac_response__pack
+                     (const Hsmbridge__Host__V1__MacResponse   *message,
+                      uint8_t             *out);
+size_t hsmbridge__host__v1__mac_response__pack_to_buffer
+                     (const Hsmbridge__Host__V1__MacResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Hsmbridge__Host__V1__MacResponse *
+       hsmbridge__host__v1__mac_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hsmbridge__host__v1__mac_response__free_unpacked
+                     (Hsmbridge__Host__V1__MacResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Hsmbridge__Host__V1__Request_Closure)
@@ -1406,6 +1567,18 @@ typedef void (*Hsmbridge__Host__V1__MaskedKeyResponse_Closure)
 typedef void (*Hsmbridge__Host__V1__OpenMaskedRequest_Closure)
                  (const Hsmbridge__Host__V1__OpenMaskedRequest *message,
                   void *closure_data);
+typedef void (*Hsmbridge__Host__V1__AgreeRequest_Closure)
+                 (const Hsmbridge__Host__V1__AgreeRequest *message,
+                  void *closure_data);
+typedef void (*Hsmbridge__Host__V1__DeriveRequest_Closure)
+                 (const Hsmbridge__Host__V1__DeriveRequest *message,
+                  void *closure_data);
+typedef void (*Hsmbridge__Host__V1__MacRequest_Closure)
+                 (const Hsmbridge__Host__V1__MacRequest *message,
+                  void *closure_data);
+typedef void (*Hsmbridge__Host__V1__MacResponse_Closure)
+                 (const Hsmbridge__Host__V1__MacResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1451,6 +1624,10 @@ extern const ProtobufCMessageDescriptor hsmbridge__host__v1__wrapping_key_respon
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__import_masked_request__descriptor;
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__masked_key_response__descriptor;
 extern const ProtobufCMessageDescriptor hsmbridge__host__v1__open_masked_request__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__agree_request__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__derive_request__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__mac_request__descriptor;
+extern const ProtobufCMessageDescriptor hsmbridge__host__v1__mac_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

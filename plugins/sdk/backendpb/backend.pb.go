@@ -1183,6 +1183,7 @@ func (x *AgreeRequest) GetPeerPublicKeyDer() []byte {
 	return nil
 }
 
+// The output comes back masked; Agree's and Derive's answers are MaskedKey.
 type DeriveRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Input         *MaskedKey             `protobuf:"bytes,1,opt,name=input,proto3" json:"input,omitempty"`
@@ -1979,6 +1980,110 @@ func (*EndSessionResponse) Descriptor() ([]byte, []int) {
 	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{35}
 }
 
+type MACRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *KeyID                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Hash          string                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"` // "sha256", ...
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MACRequest) Reset() {
+	*x = MACRequest{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MACRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MACRequest) ProtoMessage() {}
+
+func (x *MACRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MACRequest.ProtoReflect.Descriptor instead.
+func (*MACRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *MACRequest) GetKey() *KeyID {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *MACRequest) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *MACRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type MACResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mac           []byte                 `protobuf:"bytes,1,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MACResponse) Reset() {
+	*x = MACResponse{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MACResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MACResponse) ProtoMessage() {}
+
+func (x *MACResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MACResponse.ProtoReflect.Descriptor instead.
+func (*MACResponse) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *MACResponse) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
 var File_plugins_sdk_backendpb_backend_proto protoreflect.FileDescriptor
 
 const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
@@ -2113,7 +2218,14 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\asession\x18\x03 \x01(\tR\asession\"-\n" +
 	"\x11EndSessionRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\"\x14\n" +
-	"\x12EndSessionResponse2\xa5\x0e\n" +
+	"\x12EndSessionResponse\"c\n" +
+	"\n" +
+	"MACRequest\x12-\n" +
+	"\x03key\x18\x01 \x01(\v2\x1b.hsmbridge.backend.v1.KeyIDR\x03key\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\tR\x04hash\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\x1f\n" +
+	"\vMACResponse\x12\x10\n" +
+	"\x03mac\x18\x01 \x01(\fR\x03mac2\xf1\x0e\n" +
 	"\aBackend\x12Y\n" +
 	"\bDescribe\x12%.hsmbridge.backend.v1.DescribeRequest\x1a&.hsmbridge.backend.v1.DescribeResponse\x12\\\n" +
 	"\tConfigure\x12&.hsmbridge.backend.v1.ConfigureRequest\x1a'.hsmbridge.backend.v1.ConfigureResponse\x12I\n" +
@@ -2136,7 +2248,8 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\x11ImportWrappingKey\x12..hsmbridge.backend.v1.ImportWrappingKeyRequest\x1a!.hsmbridge.backend.v1.WrappingKey\x12^\n" +
 	"\fImportMasked\x12).hsmbridge.backend.v1.ImportMaskedRequest\x1a#.hsmbridge.backend.v1.MaskedKeyInfo\x12_\n" +
 	"\n" +
-	"EndSession\x12'.hsmbridge.backend.v1.EndSessionRequest\x1a(.hsmbridge.backend.v1.EndSessionResponseB@Z>github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb;backendpbb\x06proto3"
+	"EndSession\x12'.hsmbridge.backend.v1.EndSessionRequest\x1a(.hsmbridge.backend.v1.EndSessionResponse\x12J\n" +
+	"\x03MAC\x12 .hsmbridge.backend.v1.MACRequest\x1a!.hsmbridge.backend.v1.MACResponseB@Z>github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb;backendpbb\x06proto3"
 
 var (
 	file_plugins_sdk_backendpb_backend_proto_rawDescOnce sync.Once
@@ -2150,7 +2263,7 @@ func file_plugins_sdk_backendpb_backend_proto_rawDescGZIP() []byte {
 	return file_plugins_sdk_backendpb_backend_proto_rawDescData
 }
 
-var file_plugins_sdk_backendpb_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_plugins_sdk_backendpb_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_plugins_sdk_backendpb_backend_proto_goTypes = []any{
 	(*BackendError)(nil),             // 0: hsmbridge.backend.v1.BackendError
 	(*DescribeRequest)(nil),          // 1: hsmbridge.backend.v1.DescribeRequest
@@ -2188,10 +2301,12 @@ var file_plugins_sdk_backendpb_backend_proto_goTypes = []any{
 	(*ImportMaskedRequest)(nil),      // 33: hsmbridge.backend.v1.ImportMaskedRequest
 	(*EndSessionRequest)(nil),        // 34: hsmbridge.backend.v1.EndSessionRequest
 	(*EndSessionResponse)(nil),       // 35: hsmbridge.backend.v1.EndSessionResponse
-	nil,                              // 36: hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
+	(*MACRequest)(nil),               // 36: hsmbridge.backend.v1.MACRequest
+	(*MACResponse)(nil),              // 37: hsmbridge.backend.v1.MACResponse
+	nil,                              // 38: hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
 }
 var file_plugins_sdk_backendpb_backend_proto_depIdxs = []int32{
-	36, // 0: hsmbridge.backend.v1.ConfigureRequest.settings:type_name -> hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
+	38, // 0: hsmbridge.backend.v1.ConfigureRequest.settings:type_name -> hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
 	5,  // 1: hsmbridge.backend.v1.KeyRequest.key:type_name -> hsmbridge.backend.v1.KeyID
 	5,  // 2: hsmbridge.backend.v1.KeyInfo.key:type_name -> hsmbridge.backend.v1.KeyID
 	7,  // 3: hsmbridge.backend.v1.ListKeysResponse.keys:type_name -> hsmbridge.backend.v1.KeyInfo
@@ -2207,53 +2322,56 @@ var file_plugins_sdk_backendpb_backend_proto_depIdxs = []int32{
 	27, // 13: hsmbridge.backend.v1.DiagnoseResponse.checks:type_name -> hsmbridge.backend.v1.Check
 	19, // 14: hsmbridge.backend.v1.MaskedKeyInfo.blob:type_name -> hsmbridge.backend.v1.MaskedKey
 	7,  // 15: hsmbridge.backend.v1.MaskedKeyInfo.key:type_name -> hsmbridge.backend.v1.KeyInfo
-	1,  // 16: hsmbridge.backend.v1.Backend.Describe:input_type -> hsmbridge.backend.v1.DescribeRequest
-	3,  // 17: hsmbridge.backend.v1.Backend.Configure:input_type -> hsmbridge.backend.v1.ConfigureRequest
-	6,  // 18: hsmbridge.backend.v1.Backend.GetKey:input_type -> hsmbridge.backend.v1.KeyRequest
-	8,  // 19: hsmbridge.backend.v1.Backend.ListKeys:input_type -> hsmbridge.backend.v1.ListKeysRequest
-	10, // 20: hsmbridge.backend.v1.Backend.CreateKey:input_type -> hsmbridge.backend.v1.CreateKeyRequest
-	11, // 21: hsmbridge.backend.v1.Backend.ImportKey:input_type -> hsmbridge.backend.v1.ImportKeyRequest
-	6,  // 22: hsmbridge.backend.v1.Backend.DeleteKey:input_type -> hsmbridge.backend.v1.KeyRequest
-	14, // 23: hsmbridge.backend.v1.Backend.Sign:input_type -> hsmbridge.backend.v1.SignRequest
-	17, // 24: hsmbridge.backend.v1.Backend.Decrypt:input_type -> hsmbridge.backend.v1.DecryptRequest
-	20, // 25: hsmbridge.backend.v1.Backend.Agree:input_type -> hsmbridge.backend.v1.AgreeRequest
-	21, // 26: hsmbridge.backend.v1.Backend.Derive:input_type -> hsmbridge.backend.v1.DeriveRequest
-	6,  // 27: hsmbridge.backend.v1.Backend.Mask:input_type -> hsmbridge.backend.v1.KeyRequest
-	19, // 28: hsmbridge.backend.v1.Backend.Unmask:input_type -> hsmbridge.backend.v1.MaskedKey
-	22, // 29: hsmbridge.backend.v1.Backend.Random:input_type -> hsmbridge.backend.v1.RandomRequest
-	24, // 30: hsmbridge.backend.v1.Backend.WrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
-	24, // 31: hsmbridge.backend.v1.Backend.UnwrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
-	26, // 32: hsmbridge.backend.v1.Backend.Diagnose:input_type -> hsmbridge.backend.v1.DiagnoseRequest
-	29, // 33: hsmbridge.backend.v1.Backend.GenerateMasked:input_type -> hsmbridge.backend.v1.GenerateMaskedRequest
-	31, // 34: hsmbridge.backend.v1.Backend.ImportWrappingKey:input_type -> hsmbridge.backend.v1.ImportWrappingKeyRequest
-	33, // 35: hsmbridge.backend.v1.Backend.ImportMasked:input_type -> hsmbridge.backend.v1.ImportMaskedRequest
-	34, // 36: hsmbridge.backend.v1.Backend.EndSession:input_type -> hsmbridge.backend.v1.EndSessionRequest
-	2,  // 37: hsmbridge.backend.v1.Backend.Describe:output_type -> hsmbridge.backend.v1.DescribeResponse
-	4,  // 38: hsmbridge.backend.v1.Backend.Configure:output_type -> hsmbridge.backend.v1.ConfigureResponse
-	7,  // 39: hsmbridge.backend.v1.Backend.GetKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	9,  // 40: hsmbridge.backend.v1.Backend.ListKeys:output_type -> hsmbridge.backend.v1.ListKeysResponse
-	7,  // 41: hsmbridge.backend.v1.Backend.CreateKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	7,  // 42: hsmbridge.backend.v1.Backend.ImportKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	12, // 43: hsmbridge.backend.v1.Backend.DeleteKey:output_type -> hsmbridge.backend.v1.DeleteKeyResponse
-	15, // 44: hsmbridge.backend.v1.Backend.Sign:output_type -> hsmbridge.backend.v1.SignResponse
-	18, // 45: hsmbridge.backend.v1.Backend.Decrypt:output_type -> hsmbridge.backend.v1.DecryptResponse
-	19, // 46: hsmbridge.backend.v1.Backend.Agree:output_type -> hsmbridge.backend.v1.MaskedKey
-	19, // 47: hsmbridge.backend.v1.Backend.Derive:output_type -> hsmbridge.backend.v1.MaskedKey
-	19, // 48: hsmbridge.backend.v1.Backend.Mask:output_type -> hsmbridge.backend.v1.MaskedKey
-	7,  // 49: hsmbridge.backend.v1.Backend.Unmask:output_type -> hsmbridge.backend.v1.KeyInfo
-	23, // 50: hsmbridge.backend.v1.Backend.Random:output_type -> hsmbridge.backend.v1.RandomResponse
-	25, // 51: hsmbridge.backend.v1.Backend.WrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
-	25, // 52: hsmbridge.backend.v1.Backend.UnwrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
-	28, // 53: hsmbridge.backend.v1.Backend.Diagnose:output_type -> hsmbridge.backend.v1.DiagnoseResponse
-	30, // 54: hsmbridge.backend.v1.Backend.GenerateMasked:output_type -> hsmbridge.backend.v1.MaskedKeyInfo
-	32, // 55: hsmbridge.backend.v1.Backend.ImportWrappingKey:output_type -> hsmbridge.backend.v1.WrappingKey
-	30, // 56: hsmbridge.backend.v1.Backend.ImportMasked:output_type -> hsmbridge.backend.v1.MaskedKeyInfo
-	35, // 57: hsmbridge.backend.v1.Backend.EndSession:output_type -> hsmbridge.backend.v1.EndSessionResponse
-	37, // [37:58] is the sub-list for method output_type
-	16, // [16:37] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	5,  // 16: hsmbridge.backend.v1.MACRequest.key:type_name -> hsmbridge.backend.v1.KeyID
+	1,  // 17: hsmbridge.backend.v1.Backend.Describe:input_type -> hsmbridge.backend.v1.DescribeRequest
+	3,  // 18: hsmbridge.backend.v1.Backend.Configure:input_type -> hsmbridge.backend.v1.ConfigureRequest
+	6,  // 19: hsmbridge.backend.v1.Backend.GetKey:input_type -> hsmbridge.backend.v1.KeyRequest
+	8,  // 20: hsmbridge.backend.v1.Backend.ListKeys:input_type -> hsmbridge.backend.v1.ListKeysRequest
+	10, // 21: hsmbridge.backend.v1.Backend.CreateKey:input_type -> hsmbridge.backend.v1.CreateKeyRequest
+	11, // 22: hsmbridge.backend.v1.Backend.ImportKey:input_type -> hsmbridge.backend.v1.ImportKeyRequest
+	6,  // 23: hsmbridge.backend.v1.Backend.DeleteKey:input_type -> hsmbridge.backend.v1.KeyRequest
+	14, // 24: hsmbridge.backend.v1.Backend.Sign:input_type -> hsmbridge.backend.v1.SignRequest
+	17, // 25: hsmbridge.backend.v1.Backend.Decrypt:input_type -> hsmbridge.backend.v1.DecryptRequest
+	20, // 26: hsmbridge.backend.v1.Backend.Agree:input_type -> hsmbridge.backend.v1.AgreeRequest
+	21, // 27: hsmbridge.backend.v1.Backend.Derive:input_type -> hsmbridge.backend.v1.DeriveRequest
+	6,  // 28: hsmbridge.backend.v1.Backend.Mask:input_type -> hsmbridge.backend.v1.KeyRequest
+	19, // 29: hsmbridge.backend.v1.Backend.Unmask:input_type -> hsmbridge.backend.v1.MaskedKey
+	22, // 30: hsmbridge.backend.v1.Backend.Random:input_type -> hsmbridge.backend.v1.RandomRequest
+	24, // 31: hsmbridge.backend.v1.Backend.WrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
+	24, // 32: hsmbridge.backend.v1.Backend.UnwrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
+	26, // 33: hsmbridge.backend.v1.Backend.Diagnose:input_type -> hsmbridge.backend.v1.DiagnoseRequest
+	29, // 34: hsmbridge.backend.v1.Backend.GenerateMasked:input_type -> hsmbridge.backend.v1.GenerateMaskedRequest
+	31, // 35: hsmbridge.backend.v1.Backend.ImportWrappingKey:input_type -> hsmbridge.backend.v1.ImportWrappingKeyRequest
+	33, // 36: hsmbridge.backend.v1.Backend.ImportMasked:input_type -> hsmbridge.backend.v1.ImportMaskedRequest
+	34, // 37: hsmbridge.backend.v1.Backend.EndSession:input_type -> hsmbridge.backend.v1.EndSessionRequest
+	36, // 38: hsmbridge.backend.v1.Backend.MAC:input_type -> hsmbridge.backend.v1.MACRequest
+	2,  // 39: hsmbridge.backend.v1.Backend.Describe:output_type -> hsmbridge.backend.v1.DescribeResponse
+	4,  // 40: hsmbridge.backend.v1.Backend.Configure:output_type -> hsmbridge.backend.v1.ConfigureResponse
+	7,  // 41: hsmbridge.backend.v1.Backend.GetKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	9,  // 42: hsmbridge.backend.v1.Backend.ListKeys:output_type -> hsmbridge.backend.v1.ListKeysResponse
+	7,  // 43: hsmbridge.backend.v1.Backend.CreateKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	7,  // 44: hsmbridge.backend.v1.Backend.ImportKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	12, // 45: hsmbridge.backend.v1.Backend.DeleteKey:output_type -> hsmbridge.backend.v1.DeleteKeyResponse
+	15, // 46: hsmbridge.backend.v1.Backend.Sign:output_type -> hsmbridge.backend.v1.SignResponse
+	18, // 47: hsmbridge.backend.v1.Backend.Decrypt:output_type -> hsmbridge.backend.v1.DecryptResponse
+	19, // 48: hsmbridge.backend.v1.Backend.Agree:output_type -> hsmbridge.backend.v1.MaskedKey
+	19, // 49: hsmbridge.backend.v1.Backend.Derive:output_type -> hsmbridge.backend.v1.MaskedKey
+	19, // 50: hsmbridge.backend.v1.Backend.Mask:output_type -> hsmbridge.backend.v1.MaskedKey
+	7,  // 51: hsmbridge.backend.v1.Backend.Unmask:output_type -> hsmbridge.backend.v1.KeyInfo
+	23, // 52: hsmbridge.backend.v1.Backend.Random:output_type -> hsmbridge.backend.v1.RandomResponse
+	25, // 53: hsmbridge.backend.v1.Backend.WrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
+	25, // 54: hsmbridge.backend.v1.Backend.UnwrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
+	28, // 55: hsmbridge.backend.v1.Backend.Diagnose:output_type -> hsmbridge.backend.v1.DiagnoseResponse
+	30, // 56: hsmbridge.backend.v1.Backend.GenerateMasked:output_type -> hsmbridge.backend.v1.MaskedKeyInfo
+	32, // 57: hsmbridge.backend.v1.Backend.ImportWrappingKey:output_type -> hsmbridge.backend.v1.WrappingKey
+	30, // 58: hsmbridge.backend.v1.Backend.ImportMasked:output_type -> hsmbridge.backend.v1.MaskedKeyInfo
+	35, // 59: hsmbridge.backend.v1.Backend.EndSession:output_type -> hsmbridge.backend.v1.EndSessionResponse
+	37, // 60: hsmbridge.backend.v1.Backend.MAC:output_type -> hsmbridge.backend.v1.MACResponse
+	39, // [39:61] is the sub-list for method output_type
+	17, // [17:39] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_plugins_sdk_backendpb_backend_proto_init() }
@@ -2267,7 +2385,7 @@ func file_plugins_sdk_backendpb_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_sdk_backendpb_backend_proto_rawDesc), len(file_plugins_sdk_backendpb_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,7 @@ const (
 	Backend_ImportWrappingKey_FullMethodName = "/hsmbridge.backend.v1.Backend/ImportWrappingKey"
 	Backend_ImportMasked_FullMethodName      = "/hsmbridge.backend.v1.Backend/ImportMasked"
 	Backend_EndSession_FullMethodName        = "/hsmbridge.backend.v1.Backend/EndSession"
+	Backend_MAC_FullMethodName               = "/hsmbridge.backend.v1.Backend/MAC"
 )
 
 // BackendClient is the client API for Backend service.
@@ -76,6 +77,7 @@ type BackendClient interface {
 	ImportWrappingKey(ctx context.Context, in *ImportWrappingKeyRequest, opts ...grpc.CallOption) (*WrappingKey, error)
 	ImportMasked(ctx context.Context, in *ImportMaskedRequest, opts ...grpc.CallOption) (*MaskedKeyInfo, error)
 	EndSession(ctx context.Context, in *EndSessionRequest, opts ...grpc.CallOption) (*EndSessionResponse, error)
+	MAC(ctx context.Context, in *MACRequest, opts ...grpc.CallOption) (*MACResponse, error)
 }
 
 type backendClient struct {
@@ -296,6 +298,16 @@ func (c *backendClient) EndSession(ctx context.Context, in *EndSessionRequest, o
 	return out, nil
 }
 
+func (c *backendClient) MAC(ctx context.Context, in *MACRequest, opts ...grpc.CallOption) (*MACResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MACResponse)
+	err := c.cc.Invoke(ctx, Backend_MAC_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -323,6 +335,7 @@ type BackendServer interface {
 	ImportWrappingKey(context.Context, *ImportWrappingKeyRequest) (*WrappingKey, error)
 	ImportMasked(context.Context, *ImportMaskedRequest) (*MaskedKeyInfo, error)
 	EndSession(context.Context, *EndSessionRequest) (*EndSessionResponse, error)
+	MAC(context.Context, *MACRequest) (*MACResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -395,6 +408,9 @@ func (UnimplementedBackendServer) ImportMasked(context.Context, *ImportMaskedReq
 }
 func (UnimplementedBackendServer) EndSession(context.Context, *EndSessionRequest) (*EndSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EndSession not implemented")
+}
+func (UnimplementedBackendServer) MAC(context.Context, *MACRequest) (*MACResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MAC not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -795,6 +811,24 @@ func _Backend_EndSession_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_MAC_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MACRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).MAC(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_MAC_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).MAC(ctx, req.(*MACRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -885,6 +919,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EndSession",
 			Handler:    _Backend_EndSession_Handler,
+		},
+		{
+			MethodName: "MAC",
+			Handler:    _Backend_MAC_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
