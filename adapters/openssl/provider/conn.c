@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -68,6 +69,48 @@ static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hb_pool *pools;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+/*
+ * The application's session (HelloRequest.session): one per process, so a
+ * session key lives exactly as long as the process keeps a connection to
+ * hsmhost. A forked child is another application instance and gets its own.
+ * Drawn with getrandom, never RAND_bytes: the library's DRBG may be ours.
+ */
+static char session_id[33];
+static pid_t session_pid;
+static uint64_t now_ns_for_session(void);
+
+static void new_session(void)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[16];
+    size_t got = 0, i;
+
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got < sizeof(r)) {
+        /* No getrandom (old kernel): still unique per process and time. */
+        uint64_t t = now_ns_for_session();
+
+        memcpy(r, &t, sizeof(t));
+        t = (uint64_t)getpid() ^ ((uint64_t)(uintptr_t)&got << 16);
+        memcpy(r + 8, &t, sizeof(t));
+    }
+    for (i = 0; i < sizeof(r); i++) {
+        session_id[2 * i] = hex[r[i] >> 4];
+        session_id[2 * i + 1] = hex[r[i] & 15];
+    }
+    session_id[32] = '\0';
+    OPENSSL_cleanse(r, sizeof(r));
+    session_pid = getpid();
+}
+
 static void atfork_child(void)
 {
     struct hb_pool *p;
@@ -77,6 +120,7 @@ static void atfork_child(void)
         pthread_mutex_init(&p->lock, NULL);
         p->stale = 1;
     }
+    new_session();
 }
 
 static void register_atfork(void)
@@ -89,6 +133,14 @@ static uint64_t now_ns(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns_for_session(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -116,6 +168,8 @@ int hb_pool_init(HB_PROV_CTX *provctx)
     p->next_id = 1;
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&pools_lock);
+    if (session_pid != p->pid)
+        new_session();
     p->next_pool = pools;
     pools = p;
     pthread_mutex_unlock(&pools_lock);
@@ -520,6 +574,7 @@ static int hello(HB_PROV_CTX *provctx, int fd)
              HB_PROV_VERSION, (long)getpid());
     h.version = HSMBRIDGE__HOST__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_1;
     h.client = client;
+    h.session = session_id;
     req.op_case = HSMBRIDGE__HOST__V1__REQUEST__OP_HELLO;
     req.hello = &h;
     req.id = __atomic_fetch_add(&provctx->pool->next_id, 1, __ATOMIC_RELAXED);
@@ -613,6 +668,10 @@ static void check_fork(struct hb_pool *p)
         pool_drop_all(p);
         p->pid = pid;
         p->stale = 0;
+        pthread_mutex_lock(&pools_lock);
+        if (session_pid != pid)
+            new_session(); /* a child made without atfork handlers */
+        pthread_mutex_unlock(&pools_lock);
     }
 }
 
@@ -667,7 +726,62 @@ static void checkin(HB_PROV_CTX *provctx, HB_CONN *c, int healthy)
 
 static Hsmbridge__Host__V1__Response *call(HB_PROV_CTX *provctx,
                                            Hsmbridge__Host__V1__Request *req,
-                                           int idempotent, HB_TIMING *timing);
+                                           int idempotent, HB_TIMING *timing,
+                                           const char *prefix, int keep_error);
+
+static void raise_host_error(HB_PROV_CTX *provctx,
+                             const Hsmbridge__Host__V1__Response *resp,
+                             const char *prefix)
+{
+    int kind = (int)resp->error->kind;
+    const char *msg = resp->error->message != NULL && *resp->error->message
+        ? resp->error->message
+        : "hsmhost reported an error without a message";
+
+    if (kind < 1 || kind > 11)
+        kind = 1;
+    if (prefix != NULL)
+        HB_RAISE(provctx, HB_R_HOST_BASE + kind, "%s: %s", prefix, msg);
+    else
+        HB_RAISE(provctx, HB_R_HOST_BASE + kind, "%s", msg);
+}
+
+/*
+ * A request for a key opened from a masked blob names the blob's handle. A
+ * host that restarted has forgotten it and answers NOT_FOUND: the blob is
+ * opened again (store_azihsm.c keeps its bytes) and the request retried
+ * once with the new handle. Requests naming a handle already replaced by
+ * such a re-open are sent with the new one straight away.
+ */
+static Hsmbridge__Host__V1__Response *call_masked(
+    HB_PROV_CTX *provctx, Hsmbridge__Host__V1__Request *req, int idempotent,
+    HB_TIMING *timing, const char *prefix)
+{
+    Hsmbridge__Host__V1__Response *resp;
+    HB_MASKED_SWAP swap;
+    int rc;
+
+    hb_masked_refresh(req, &swap);
+    resp = call(provctx, req, idempotent, timing, prefix, 1);
+    if (resp != NULL && resp->error != NULL) {
+        rc = resp->error->kind
+                == HSMBRIDGE__HOST__V1__ERROR_KIND__ERROR_KIND_NOT_FOUND
+            ? hb_masked_reopen(provctx, req, &swap) : 0;
+        if (rc > 0) {
+            HB_DEBUG("retrying op %d with the re-opened masked key",
+                     (int)req->op_case);
+            hsmbridge__host__v1__response__free_unpacked(resp, NULL);
+            resp = call(provctx, req, idempotent, timing, prefix, 0);
+        } else {
+            if (rc == 0) /* not a blob we opened: the host's word stands */
+                raise_host_error(provctx, resp, prefix);
+            hsmbridge__host__v1__response__free_unpacked(resp, NULL);
+            resp = NULL;
+        }
+    }
+    hb_masked_restore(req, &swap);
+    return resp;
+}
 
 /*
  * errno is preserved: some callers (Python's ssl module) report a stale
@@ -677,16 +791,30 @@ Hsmbridge__Host__V1__Response *hb_call(HB_PROV_CTX *provctx,
                                        Hsmbridge__Host__V1__Request *req,
                                        int idempotent, HB_TIMING *timing)
 {
-    int saved = errno;
-    Hsmbridge__Host__V1__Response *resp = call(provctx, req, idempotent, timing);
+    return hb_call_prefixed(provctx, req, idempotent, timing, NULL);
+}
 
+Hsmbridge__Host__V1__Response *hb_call_prefixed(HB_PROV_CTX *provctx,
+                                                Hsmbridge__Host__V1__Request *req,
+                                                int idempotent,
+                                                HB_TIMING *timing,
+                                                const char *prefix)
+{
+    int saved = errno;
+    Hsmbridge__Host__V1__Response *resp;
+
+    if (hb_masked_names_handle(req))
+        resp = call_masked(provctx, req, idempotent, timing, prefix);
+    else
+        resp = call(provctx, req, idempotent, timing, prefix, 0);
     errno = saved;
     return resp;
 }
 
 static Hsmbridge__Host__V1__Response *call(HB_PROV_CTX *provctx,
                                            Hsmbridge__Host__V1__Request *req,
-                                           int idempotent, HB_TIMING *timing)
+                                           int idempotent, HB_TIMING *timing,
+                                           const char *prefix, int keep_error)
 {
     Hsmbridge__Host__V1__Response *resp = NULL;
     HB_CONN *c;
@@ -737,15 +865,8 @@ static Hsmbridge__Host__V1__Response *call(HB_PROV_CTX *provctx,
             timing->plugin_ns = resp->timing->plugin_ns;
         }
     }
-    if (resp->error != NULL) {
-        int kind = (int)resp->error->kind;
-
-        if (kind < 1 || kind > 11)
-            kind = 1;
-        HB_RAISE(provctx, HB_R_HOST_BASE + kind, "%s",
-                 resp->error->message != NULL && *resp->error->message
-                     ? resp->error->message
-                     : "hsmhost reported an error without a message");
+    if (resp->error != NULL && !keep_error) {
+        raise_host_error(provctx, resp, prefix);
         hsmbridge__host__v1__response__free_unpacked(resp, NULL);
         return NULL;
     }

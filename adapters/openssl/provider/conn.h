@@ -34,6 +34,40 @@ Hsmbridge__Host__V1__Response *hb_call(HB_PROV_CTX *provctx,
                                        Hsmbridge__Host__V1__Request *req,
                                        int idempotent, HB_TIMING *timing);
 
+/*
+ * hb_call, with every error message the host returns prefixed by "prefix: "
+ * (a file name, when the request carries a blob read from that file).
+ */
+Hsmbridge__Host__V1__Response *hb_call_prefixed(HB_PROV_CTX *provctx,
+                                                Hsmbridge__Host__V1__Request *req,
+                                                int idempotent,
+                                                HB_TIMING *timing,
+                                                const char *prefix);
+
+/*
+ * Masked-key handles in requests (store_azihsm.c). A swap records the
+ * request fields rewritten to a newer handle, so the caller's request is
+ * given back unchanged.
+ */
+typedef struct hb_masked_swap {
+    char **ref_field, **ver_field;
+    char *orig_ref, *orig_ver;
+    char *new_ref, *new_ver;
+} HB_MASKED_SWAP;
+
+/* Whether req names an azihsm:// key by a handle (reference pin or version). */
+int hb_masked_names_handle(const Hsmbridge__Host__V1__Request *req);
+/* Points req at the current handle if its own was replaced by a re-open. */
+void hb_masked_refresh(Hsmbridge__Host__V1__Request *req, HB_MASKED_SWAP *swap);
+/*
+ * After NOT_FOUND: opens the blob again (once per lost handle, whatever the
+ * number of threads) and points req at the new handle. 1: retry; 0: req
+ * names no blob of ours; -1: the re-open failed (error raised).
+ */
+int hb_masked_reopen(HB_PROV_CTX *provctx, Hsmbridge__Host__V1__Request *req,
+                     HB_MASKED_SWAP *swap);
+void hb_masked_restore(Hsmbridge__Host__V1__Request *req, HB_MASKED_SWAP *swap);
+
 /* GetKey; the returned response has result_case KEY. */
 Hsmbridge__Host__V1__Response *hb_get_key(HB_PROV_CTX *provctx,
                                           const char *reference);

@@ -63,6 +63,7 @@ void hb_key_free(HB_KEY *key)
     EVP_PKEY_free(key->pkey);
     free(key->reference);
     free(key->version);
+    hb_masked_free(key->masked);
     key->magic = 0;
     free(key);
 }
@@ -139,6 +140,22 @@ static void *rsa_new(void *provctx)
 static void *ec_new(void *provctx)
 {
     return hb_key_new(provctx, HB_KT_EC);
+}
+
+/* RSA-PSS keys are RSA keys to our signature code, with PSS by default. */
+static void *rsapss_new(void *provctx)
+{
+    HB_KEY *key = hb_key_new(provctx, HB_KT_RSA);
+
+    if (key != NULL)
+        key->pss = 1;
+    return key;
+}
+
+/* The default provider's name for a key of ours. */
+static const char *alg_name(hb_key_type type, int pss)
+{
+    return type == HB_KT_EC ? "EC" : pss ? "RSA-PSS" : "RSA";
 }
 
 static void km_free(void *keydata)
@@ -242,7 +259,7 @@ static int km_set_params(void *keydata, const OSSL_PARAM params[])
 }
 
 static pthread_once_t kmfetch_once = PTHREAD_ONCE_INIT;
-static EVP_KEYMGMT *priv_rsa_km, *priv_ec_km;
+static EVP_KEYMGMT *priv_rsa_km, *priv_ec_km, *priv_rsapss_km;
 
 static void kmfetch(void)
 {
@@ -252,12 +269,37 @@ static void kmfetch(void)
         return;
     priv_rsa_km = EVP_KEYMGMT_fetch(priv, "RSA", NULL);
     priv_ec_km = EVP_KEYMGMT_fetch(priv, "EC", NULL);
+    priv_rsapss_km = EVP_KEYMGMT_fetch(priv, "RSA-PSS", NULL);
 }
 
 static EVP_KEYMGMT *priv_km(hb_key_type type)
 {
     pthread_once(&kmfetch_once, kmfetch);
     return type == HB_KT_RSA ? priv_rsa_km : priv_ec_km;
+}
+
+static EVP_KEYMGMT *priv_pss_km(void)
+{
+    pthread_once(&kmfetch_once, kmfetch);
+    return priv_rsapss_km;
+}
+
+static const OSSL_PARAM *rsapss_gettable_params(void *provctx)
+{
+    (void)provctx;
+    return priv_pss_km() ? EVP_KEYMGMT_gettable_params(priv_pss_km()) : NULL;
+}
+
+static const OSSL_PARAM *rsapss_settable_params(void *provctx)
+{
+    (void)provctx;
+    return priv_pss_km() ? EVP_KEYMGMT_settable_params(priv_pss_km()) : NULL;
+}
+
+/* Our RSA-PSS signature: the RSA one with PSS as the default padding. */
+static const char *rsapss_query_operation_name(int operation_id)
+{
+    return operation_id == OSSL_OP_SIGNATURE ? "RSA-PSS" : NULL;
 }
 
 static const OSSL_PARAM *rsa_gettable_params(void *provctx)
@@ -329,14 +371,14 @@ static int evp_selection(int selection)
     return EVP_PKEY_KEY_PARAMETERS;
 }
 
-static EVP_PKEY *pkey_fromdata(hb_key_type type, int selection,
+static EVP_PKEY *pkey_fromdata(hb_key_type type, int pss, int selection,
                                const OSSL_PARAM params[])
 {
     EVP_PKEY_CTX *pctx;
     EVP_PKEY *pkey = NULL;
 
-    pctx = EVP_PKEY_CTX_new_from_name(hb_priv_libctx(),
-                                      type == HB_KT_RSA ? "RSA" : "EC", NULL);
+    pctx = EVP_PKEY_CTX_new_from_name(hb_priv_libctx(), alg_name(type, pss),
+                                      NULL);
     if (pctx == NULL || EVP_PKEY_fromdata_init(pctx) <= 0
         || EVP_PKEY_fromdata(pctx, &pkey, evp_selection(selection),
                              (OSSL_PARAM *)params) <= 0)
@@ -357,7 +399,7 @@ static int km_import(void *keydata, int selection, const OSSL_PARAM params[])
 
     if (key == NULL || key->reference != NULL)
         return 0;
-    pkey = pkey_fromdata(key->type, selection, params);
+    pkey = pkey_fromdata(key->type, key->pss, selection, params);
     if (pkey == NULL)
         return 0;
     EVP_PKEY_free(key->pkey);
@@ -398,12 +440,15 @@ static void *km_dup(const void *keydata, int selection)
     key = hb_key_new(src->provctx, src->type);
     if (key == NULL)
         return NULL;
+    key->pss = src->pss;
     if (src->reference != NULL) {
         /* The public half of a backend key is never modified: share it. */
         if (src->pkey != NULL) {
             EVP_PKEY_up_ref(src->pkey);
             key->pkey = src->pkey;
         }
+        if (src->masked != NULL)
+            key->masked = hb_masked_up_ref(src->masked);
         key->reference = hb_strdup(src->reference);
         key->version = hb_strdup(src->version);
         if (key->reference == NULL || key->version == NULL) {
@@ -414,7 +459,8 @@ static void *km_dup(const void *keydata, int selection)
     }
     if (src->pkey != NULL) {
         if (EVP_PKEY_todata(src->pkey, evp_selection(selection), &params) <= 0
-            || (key->pkey = pkey_fromdata(src->type, selection, params)) == NULL) {
+            || (key->pkey = pkey_fromdata(src->type, src->pss, selection,
+                                          params)) == NULL) {
             OSSL_PARAM_free(params);
             hb_key_free(key);
             return NULL;
@@ -426,17 +472,27 @@ static void *km_dup(const void *keydata, int selection)
     return key;
 }
 
-/* ---- generation: local keys, delegated to the default provider ---------- */
+/*
+ * ---- generation -------------------------------------------------------------
+ *
+ * With an azihsm.* parameter (azihsm.masked_key, azihsm.input_key, ...) the
+ * key is made in the backend and kept as a masked blob file (keygen.c).
+ * Without, it is a local key, delegated to the default provider: that is
+ * what libcrypto asks of us for TLS key shares when we are activated first.
+ * Both paths get every parameter, so either can start at the last moment.
+ */
 
 typedef struct {
     HB_PROV_CTX *provctx;
     hb_key_type type;
+    int pss;
     int selection;
     EVP_PKEY_CTX *pctx;
+    struct hb_mgen *mg;
 } HB_GEN_CTX;
 
-static void *gen_init(HB_PROV_CTX *provctx, hb_key_type type, int selection,
-                      const OSSL_PARAM params[])
+static void *gen_init(HB_PROV_CTX *provctx, hb_key_type type, int pss,
+                      int selection, const OSSL_PARAM params[])
 {
     HB_GEN_CTX *g = calloc(1, sizeof(*g));
     int rc;
@@ -445,32 +501,42 @@ static void *gen_init(HB_PROV_CTX *provctx, hb_key_type type, int selection,
         return NULL;
     g->provctx = provctx;
     g->type = type;
+    g->pss = pss;
     g->selection = selection;
-    g->pctx = EVP_PKEY_CTX_new_from_name(hb_priv_libctx(),
-                                         type == HB_KT_RSA ? "RSA" : "EC", NULL);
-    if (g->pctx == NULL)
+    g->mg = hb_mgen_new();
+    g->pctx = EVP_PKEY_CTX_new_from_name(hb_priv_libctx(), alg_name(type, pss),
+                                         NULL);
+    if (g->pctx == NULL || g->mg == NULL)
         goto err;
     if (selection & OSSL_KEYMGMT_SELECT_KEYPAIR)
         rc = EVP_PKEY_keygen_init(g->pctx);
     else
         rc = EVP_PKEY_paramgen_init(g->pctx);
-    if (rc <= 0 || (params != NULL && EVP_PKEY_CTX_set_params(g->pctx, params) <= 0))
+    if (rc <= 0 || (params != NULL && EVP_PKEY_CTX_set_params(g->pctx, params) <= 0)
+        || !hb_mgen_set_params(provctx, g->mg, params))
         goto err;
     return g;
 err:
     EVP_PKEY_CTX_free(g->pctx);
+    hb_mgen_free(g->mg);
     free(g);
     return NULL;
 }
 
 static void *rsa_gen_init(void *provctx, int selection, const OSSL_PARAM params[])
 {
-    return gen_init(provctx, HB_KT_RSA, selection, params);
+    return gen_init(provctx, HB_KT_RSA, 0, selection, params);
+}
+
+static void *rsapss_gen_init(void *provctx, int selection,
+                             const OSSL_PARAM params[])
+{
+    return gen_init(provctx, HB_KT_RSA, 1, selection, params);
 }
 
 static void *ec_gen_init(void *provctx, int selection, const OSSL_PARAM params[])
 {
-    return gen_init(provctx, HB_KT_EC, selection, params);
+    return gen_init(provctx, HB_KT_EC, 0, selection, params);
 }
 
 static int gen_set_params(void *genctx, const OSSL_PARAM params[])
@@ -479,6 +545,8 @@ static int gen_set_params(void *genctx, const OSSL_PARAM params[])
 
     if (params == NULL || params->key == NULL)
         return 1;
+    if (!hb_mgen_set_params(g->provctx, g->mg, params))
+        return 0;
     return EVP_PKEY_CTX_set_params(g->pctx, params) > 0;
 }
 
@@ -487,7 +555,9 @@ static const OSSL_PARAM *gen_settable_params(void *genctx, void *provctx)
     HB_GEN_CTX *g = genctx;
 
     (void)provctx;
-    return g != NULL ? EVP_PKEY_CTX_settable_params(g->pctx) : NULL;
+    return g != NULL ? hb_mgen_settable(g->type, g->pss,
+                                        EVP_PKEY_CTX_settable_params(g->pctx))
+                     : NULL;
 }
 
 /* A template carries domain parameters (the EC group). */
@@ -502,7 +572,8 @@ static int gen_set_template(void *genctx, void *templ)
         return 0;
     if (EVP_PKEY_todata(t->pkey, EVP_PKEY_KEY_PARAMETERS, &params) <= 0)
         return 0;
-    ok = EVP_PKEY_CTX_set_params(g->pctx, params) > 0;
+    ok = EVP_PKEY_CTX_set_params(g->pctx, params) > 0
+        && hb_mgen_set_params(g->provctx, g->mg, params);
     OSSL_PARAM_free(params);
     return ok;
 }
@@ -515,6 +586,8 @@ static void *gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
 
     (void)cb;
     (void)cbarg;
+    if (hb_mgen_active(g->mg))
+        return hb_mgen_generate(g->provctx, g->mg, g->type, g->pss);
     if (EVP_PKEY_generate(g->pctx, &pkey) <= 0)
         return NULL;
     key = hb_key_new(g->provctx, g->type);
@@ -522,10 +595,11 @@ static void *gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
         EVP_PKEY_free(pkey);
         return NULL;
     }
+    key->pss = g->pss;
     key->pkey = pkey;
     key->local_private = (g->selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0;
     HB_DEBUG("generated a local %s key (default provider)",
-             g->type == HB_KT_RSA ? "RSA" : "EC");
+             alg_name(g->type, g->pss));
     return key;
 }
 
@@ -536,6 +610,7 @@ static void gen_cleanup(void *genctx)
     if (g == NULL)
         return;
     EVP_PKEY_CTX_free(g->pctx);
+    hb_mgen_free(g->mg);
     free(g);
 }
 
@@ -563,6 +638,11 @@ static const OSSL_PARAM ec_key_types[] = {
 static const OSSL_PARAM *rsa_key_types_fn(int selection)
 {
     return (selection & OSSL_KEYMGMT_SELECT_KEYPAIR) ? rsa_key_types : NULL;
+}
+
+static const OSSL_PARAM *rsapss_key_types_fn(int selection)
+{
+    return rsa_key_types_fn(selection);
 }
 
 static const OSSL_PARAM *ec_key_types_fn(int selection)
@@ -602,6 +682,11 @@ static const OSSL_PARAM *ec_key_types_fn(int selection)
 
 const OSSL_DISPATCH hb_rsa_keymgmt_functions[] = {
     KM_COMMON(rsa),
+    { 0, NULL }
+};
+
+const OSSL_DISPATCH hb_rsapss_keymgmt_functions[] = {
+    KM_COMMON(rsapss),
     { 0, NULL }
 };
 

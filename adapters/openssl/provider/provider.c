@@ -17,6 +17,7 @@
 
 #include "aeskw.h"
 #include "conn.h"
+#include "derive.h"
 #include "errors.h"
 #include "provider.h"
 
@@ -129,6 +130,9 @@ static void free_algs(OSSL_ALGORITHM *a, const char *propq)
     free(a);
 }
 
+/* OpenSSL's names for RSA-PSS keys (and our signature for them). */
+#define HB_RSA_PSS_NAMES "RSA-PSS:RSASSA-PSS:1.2.840.113549.1.1.10"
+
 static int build_tables(HB_PROV_CTX *ctx)
 {
     static const OSSL_ALGORITHM keymgmt[] = {
@@ -136,6 +140,8 @@ static int build_tables(HB_PROV_CTX *ctx)
           "hsmbridge RSA keys held by a backend" },
         { "EC:id-ecPublicKey", NULL, hb_ec_keymgmt_functions,
           "hsmbridge EC keys held by a backend" },
+        { HB_RSA_PSS_NAMES, NULL, hb_rsapss_keymgmt_functions,
+          "hsmbridge RSA-PSS keys held by a backend" },
         { HB_AES_KW_NAME, NULL, hb_aes_kw_keymgmt_functions,
           "hsmbridge AES keys held by a backend (aeskw.h)" },
     };
@@ -144,6 +150,9 @@ static int build_tables(HB_PROV_CTX *ctx)
           "RSA PKCS#1 v1.5 and PSS signatures by a backend" },
         { "ECDSA", NULL, hb_ecdsa_signature_functions,
           "ECDSA signatures by a backend" },
+        /* What our RSA-PSS keymgmt names: RSA, PSS by default (sig_pss.c). */
+        { HB_RSA_PSS_NAMES, NULL, hb_rsapss_signature_functions,
+          "RSA-PSS signatures by a backend" },
     };
     /* Decryption by a backend; encryption is local, with the public key. */
     static const OSSL_ALGORITHM asym_cipher[] = {
@@ -152,11 +161,13 @@ static int build_tables(HB_PROV_CTX *ctx)
         { HB_AES_KW_NAME, NULL, hb_aes_kw_asym_cipher_functions,
           "AES key wrap and unwrap by a backend" },
     };
-    /* azihsm:// comes later; these three name the same key spaces. */
+    /* The first three name the same key spaces; azihsm:// names files. */
     static const OSSL_ALGORITHM store[] = {
         { "managedhsm", NULL, hb_store_functions, "managedhsm: references" },
         { "akv", NULL, hb_store_functions, "akv: references" },
         { "hsmbridge", NULL, hb_store_functions, "hsmbridge: references" },
+        { "azihsm", NULL, hb_store_functions,
+          "azihsm:// masked-key files (store_azihsm.c)" },
     };
     /*
      * The PEM decoder outputs "DER" with our own data structure; the DER
@@ -201,8 +212,18 @@ static int build_tables(HB_PROV_CTX *ctx)
         { "EC:id-ecPublicKey", NULL, hb_pki_der_encoder_functions, NULL },
         { "EC:id-ecPublicKey", NULL, hb_pki_pem_encoder_functions, NULL },
         { "EC:id-ecPublicKey", NULL, hb_text_encoder_functions, NULL },
+        { HB_RSA_PSS_NAMES, NULL, hb_spki_der_encoder_functions, NULL },
+        { HB_RSA_PSS_NAMES, NULL, hb_spki_pem_encoder_functions, NULL },
+        { HB_RSA_PSS_NAMES, NULL, hb_pki_der_encoder_functions, NULL },
+        { HB_RSA_PSS_NAMES, NULL, hb_pki_pem_encoder_functions, NULL },
+        { HB_RSA_PSS_NAMES, NULL, hb_text_encoder_functions, NULL },
     };
     static const char *encoder_extra[] = {
+        "output=der,structure=SubjectPublicKeyInfo",
+        "output=pem,structure=SubjectPublicKeyInfo",
+        "output=der,structure=PrivateKeyInfo",
+        "output=pem,structure=PrivateKeyInfo",
+        "output=text",
         "output=der,structure=SubjectPublicKeyInfo",
         "output=pem,structure=SubjectPublicKeyInfo",
         "output=der,structure=PrivateKeyInfo",
@@ -220,14 +241,17 @@ static int build_tables(HB_PROV_CTX *ctx)
           "random bytes drawn from the backend" },
     };
 
-    ctx->keymgmt_algs = make_algs(keymgmt, 3, ctx->propq, NULL);
-    ctx->signature_algs = make_algs(signature, 2, ctx->propq, NULL);
+    hb_rsapss_signature_init();
+    ctx->keymgmt_algs = make_algs(keymgmt, 4, ctx->propq, NULL);
+    ctx->signature_algs = make_algs(signature, 3, ctx->propq, NULL);
     ctx->asym_cipher_algs = make_algs(asym_cipher, 2, ctx->propq, NULL);
-    ctx->store_algs = make_algs(store, 3, ctx->propq, NULL);
+    ctx->store_algs = make_algs(store, 4, ctx->propq, NULL);
     ctx->decoder_algs = make_algs(decoder, 3, ctx->propq, decoder_extra);
     ctx->digest_algs = make_algs(digest, 4, ctx->propq, NULL);
-    ctx->encoder_algs = make_algs(encoder, 10, ctx->propq, encoder_extra);
+    ctx->encoder_algs = make_algs(encoder, 15, ctx->propq, encoder_extra);
     ctx->rand_algs = make_algs(rng, 1, ctx->propq, NULL);
+    if (!hb_derive_tables(ctx))
+        return 0;
     return ctx->keymgmt_algs != NULL && ctx->signature_algs != NULL
         && ctx->asym_cipher_algs != NULL && ctx->store_algs != NULL
         && ctx->decoder_algs != NULL && ctx->digest_algs != NULL
@@ -257,6 +281,12 @@ static const OSSL_ALGORITHM *hb_query_operation(void *provctx, int op,
         return ctx->encoder_algs;
     case OSSL_OP_RAND:
         return ctx->rand_algs;
+    case OSSL_OP_KEYEXCH:
+        return ctx->keyexch_algs;
+    case OSSL_OP_KDF:
+        return ctx->kdf_algs;
+    case OSSL_OP_MAC:
+        return ctx->mac_algs;
     }
     return NULL;
 }
@@ -335,6 +365,7 @@ static void hb_teardown(void *provctx)
     free_algs(ctx->digest_algs, ctx->propq);
     free_algs(ctx->encoder_algs, ctx->propq);
     free_algs(ctx->rand_algs, ctx->propq);
+    hb_derive_tables_free(ctx);
     OSSL_LIB_CTX_free(ctx->libctx);
     free(ctx->name);
     free(ctx->module_path);

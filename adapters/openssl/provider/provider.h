@@ -31,6 +31,8 @@
 #define HB_REF_STRUCTURE "hsmbridge-keyref"
 
 struct hb_pool; /* conn.c */
+struct hb_masked; /* store_azihsm.c */
+struct hb_mgen; /* keygen.c */
 
 typedef struct hb_prov_ctx {
     const OSSL_CORE_HANDLE *handle;
@@ -62,6 +64,10 @@ typedef struct hb_prov_ctx {
     OSSL_ALGORITHM *digest_algs;
     OSSL_ALGORITHM *encoder_algs;
     OSSL_ALGORITHM *rand_algs;
+    /* derive.c: ECDH, HKDF, HMAC on masked keys (azihsm name only). */
+    OSSL_ALGORITHM *keyexch_algs;
+    OSSL_ALGORITHM *kdf_algs;
+    OSSL_ALGORITHM *mac_algs;
 } HB_PROV_CTX;
 
 /* Key objects (keymgmt.c). */
@@ -88,6 +94,8 @@ typedef struct hb_key {
     EVP_PKEY *pkey;  /* in the private libctx */
     int local_private; /* local key with private material */
     int bits;        /* HB_KT_OCT only (the others ask pkey) */
+    int pss;         /* HB_KT_RSA only: an RSA-PSS key (pkey is RSA-PSS) */
+    struct hb_masked *masked; /* opened from a masked blob (azihsm://) */
 } HB_KEY;
 
 HB_KEY *hb_key_new(HB_PROV_CTX *provctx, hb_key_type type);
@@ -101,7 +109,11 @@ OSSL_LIB_CTX *hb_priv_libctx(void);
 
 /* Dispatch tables. */
 extern const OSSL_DISPATCH hb_rsa_keymgmt_functions[];
+extern const OSSL_DISPATCH hb_rsapss_keymgmt_functions[];
 extern const OSSL_DISPATCH hb_ec_keymgmt_functions[];
+/* RSA signatures defaulting to PSS, for RSA-PSS keys (sig_pss.c). */
+extern OSSL_DISPATCH hb_rsapss_signature_functions[];
+void hb_rsapss_signature_init(void);
 extern const OSSL_DISPATCH hb_rsa_signature_functions[];
 extern const OSSL_DISPATCH hb_ecdsa_signature_functions[];
 extern const OSSL_DISPATCH hb_rsa_asym_cipher_functions[];
@@ -124,6 +136,37 @@ extern const OSSL_DISPATCH hb_rand_functions[];            /* rand.c */
 int hb_load_key_object(HB_PROV_CTX *provctx, const char *reference,
                        const char *want_type, OSSL_CALLBACK *cb, void *cbarg,
                        int *delivered);
+/* Hands a key object to an object callback; consumes the caller's key. */
+int hb_deliver_key_object(HB_PROV_CTX *provctx, HB_KEY *key,
+                          const char *want_type, int public_only,
+                          OSSL_CALLBACK *cb, void *cbarg, int *delivered);
+
+/* store_azihsm.c: azihsm://<path>;type=ec|rsa|rsa-pss, masked blob files. */
+HB_KEY *hb_azihsm_open_key(HB_PROV_CTX *provctx, const char *uri);
+/*
+ * A key object for a masked key the host opened (info: a KeyInfo whose
+ * version is the handle). type is "ec", "rsa" or "rsa-pss"; uri the
+ * canonical unpinned azihsm:// reference; file names the blob in messages.
+ */
+HB_KEY *hb_masked_key_new(HB_PROV_CTX *provctx, const void *info,
+                          const char *uri, const char *type, const char *file,
+                          const unsigned char *blob, size_t bloblen);
+struct hb_masked *hb_masked_up_ref(struct hb_masked *m);
+void hb_masked_free(struct hb_masked *m);
+
+/* keygen.c: key generation and import into the backend as masked keys. */
+struct hb_mgen *hb_mgen_new(void);
+void hb_mgen_free(struct hb_mgen *mg);
+/* Takes the parameters it knows (group, bits, azihsm.*); 0 on a bad value. */
+int hb_mgen_set_params(HB_PROV_CTX *provctx, struct hb_mgen *mg,
+                       const OSSL_PARAM params[]);
+/* Whether any azihsm.* parameter was given: then the backend makes the key. */
+int hb_mgen_active(const struct hb_mgen *mg);
+/* The default provider's settable generation parameters plus ours. */
+const OSSL_PARAM *hb_mgen_settable(hb_key_type type, int pss,
+                                   const OSSL_PARAM *base);
+HB_KEY *hb_mgen_generate(HB_PROV_CTX *provctx, struct hb_mgen *mg,
+                         hb_key_type type, int pss);
 
 /* Small helpers (provider.c). */
 char *hb_strdup(const char *s);

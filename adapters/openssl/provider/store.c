@@ -1,5 +1,6 @@
 /*
- * OSSL_STORE loader for managedhsm:, akv: and hsmbridge: key references.
+ * OSSL_STORE loader for managedhsm:, akv: and hsmbridge: key references,
+ * and for azihsm:// masked-key files (store_azihsm.c).
  *
  * The URI is the reference: load() asks the host for the key (GetKey) and
  * passes a key object by reference (OSSL_OBJECT_PARAM_REFERENCE holds the
@@ -8,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/core_object.h>
 #include <openssl/store.h>
@@ -17,15 +19,12 @@
 #include "errors.h"
 #include "provider.h"
 
-int hb_load_key_object(HB_PROV_CTX *provctx, const char *reference,
-                       const char *want_type, OSSL_CALLBACK *cb, void *cbarg,
-                       int *delivered)
+static int load_key_object(HB_PROV_CTX *provctx, const char *reference,
+                           const char *want_type, int public_only,
+                           OSSL_CALLBACK *cb, void *cbarg, int *delivered)
 {
     Hsmbridge__Host__V1__Response *resp;
     HB_KEY *key;
-    OSSL_PARAM params[5];
-    int object_type = OSSL_OBJECT_PKEY, ok;
-    const char *data_type;
 
     *delivered = 0;
     resp = hb_get_key(provctx, reference);
@@ -35,7 +34,50 @@ int hb_load_key_object(HB_PROV_CTX *provctx, const char *reference,
     hsmbridge__host__v1__response__free_unpacked(resp, NULL);
     if (key == NULL)
         return 0;
-    data_type = key->type == HB_KT_RSA ? "RSA"
+    return hb_deliver_key_object(provctx, key, want_type, public_only, cb,
+                                 cbarg, delivered);
+}
+
+int hb_load_key_object(HB_PROV_CTX *provctx, const char *reference,
+                       const char *want_type, OSSL_CALLBACK *cb, void *cbarg,
+                       int *delivered)
+{
+    return load_key_object(provctx, reference, want_type, 0, cb, cbarg,
+                           delivered);
+}
+
+/*
+ * libcrypto files a key that has a private half as a private key, and an
+ * application that expects a public key (`openssl dgst -verify URI`) skips
+ * it; so that one gets the public half alone, as a local key.
+ */
+static HB_KEY *public_half(HB_KEY *key)
+{
+    HB_KEY *pub;
+
+    if (key->reference == NULL || key->pkey == NULL)
+        return key;
+    pub = hb_key_new(key->provctx, key->type);
+    if (pub == NULL)
+        return key;
+    pub->pss = key->pss;
+    EVP_PKEY_up_ref(key->pkey);
+    pub->pkey = key->pkey;
+    return pub;
+}
+
+int hb_deliver_key_object(HB_PROV_CTX *provctx, HB_KEY *key,
+                          const char *want_type, int public_only,
+                          OSSL_CALLBACK *cb, void *cbarg, int *delivered)
+{
+    OSSL_PARAM params[5];
+    int object_type = OSSL_OBJECT_PKEY, ok;
+    const char *data_type;
+    HB_KEY *pub;
+
+    (void)provctx;
+    *delivered = 0;
+    data_type = key->type == HB_KT_RSA ? (key->pss ? "RSA-PSS" : "RSA")
         : key->type == HB_KT_EC ? "EC" : HB_AES_KW_NAME;
     if (want_type != NULL && strcmp(want_type, data_type) != 0) {
         hb_key_free(key);
@@ -49,9 +91,15 @@ int hb_load_key_object(HB_PROV_CTX *provctx, const char *reference,
     params[3] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DESC,
                                                  key->reference, 0);
     params[4] = OSSL_PARAM_construct_end();
+    pub = public_only ? public_half(key) : key;
+    if (pub != key)
+        params[2] = OSSL_PARAM_construct_octet_string(
+            OSSL_OBJECT_PARAM_REFERENCE, &pub, sizeof(pub));
     ok = cb(params, cbarg);
     *delivered = 1;
     /* keymgmt load() took its own reference if it wanted the key. */
+    if (pub != key)
+        hb_key_free(pub);
     hb_key_free(key);
     return ok;
 }
@@ -61,6 +109,7 @@ typedef struct {
     char *uri;
     int expect;
     int done;
+    HB_KEY *key; /* azihsm://: opened with the store, so errors fail the open */
 } HB_STORE_CTX;
 
 static void *store_open(void *provctx, const char *uri)
@@ -75,6 +124,17 @@ static void *store_open(void *provctx, const char *uri)
     ctx->provctx = provctx;
     ctx->uri = hb_strdup(uri);
     if (ctx->uri == NULL) {
+        free(ctx);
+        return NULL;
+    }
+    /*
+     * A file that is missing or a blob the host refuses should fail the
+     * open, like a missing file: libcrypto takes a failed load() of a
+     * single-object store for its end.
+     */
+    if (strncasecmp(uri, "azihsm:", 7) == 0
+        && (ctx->key = hb_azihsm_open_key(provctx, uri)) == NULL) {
+        free(ctx->uri);
         free(ctx);
         return NULL;
     }
@@ -123,8 +183,17 @@ static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb,
     if (ctx->expect != 0 && ctx->expect != OSSL_STORE_INFO_PKEY
         && ctx->expect != OSSL_STORE_INFO_PUBKEY)
         return 1;
-    return hb_load_key_object(ctx->provctx, ctx->uri, NULL, object_cb,
-                              object_cbarg, &delivered);
+    if (ctx->key != NULL) {
+        HB_KEY *key = ctx->key;
+
+        ctx->key = NULL;
+        return hb_deliver_key_object(ctx->provctx, key, NULL,
+                                     ctx->expect == OSSL_STORE_INFO_PUBKEY,
+                                     object_cb, object_cbarg, &delivered);
+    }
+    return load_key_object(ctx->provctx, ctx->uri, NULL,
+                           ctx->expect == OSSL_STORE_INFO_PUBKEY, object_cb,
+                           object_cbarg, &delivered);
 }
 
 static int store_eof(void *loaderctx)
@@ -137,6 +206,7 @@ static int store_close(void *loaderctx)
     HB_STORE_CTX *ctx = loaderctx;
 
     if (ctx != NULL) {
+        hb_key_free(ctx->key);
         free(ctx->uri);
         free(ctx);
     }
