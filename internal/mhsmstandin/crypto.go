@@ -2,7 +2,6 @@ package mhsmstandin
 
 import (
 	"crypto"
-	"crypto/aes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,13 +9,15 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"math/big"
 	"net/http"
 	"strings"
+
+	"github.com/hsmbridge/hsmbridge/internal/aeskw"
 )
 
 // apiError is an answer the service gives as {"error":{...}}.
@@ -453,11 +454,22 @@ func (m *material) wrap(alg string, key []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	var out []byte
 	if pad {
-		return aesKeyWrapPad(kek, key)
+		out, err = aeskw.WrapPad(kek, key)
+	} else {
+		out, err = aeskw.Wrap(kek, key)
 	}
-	return aesKeyWrap(kek, key)
+	switch {
+	case err == nil:
+		return out, nil
+	case pad:
+		return nil, badParam("The key to wrap must not be empty.")
+	}
+	return nil, badParam("The key to wrap must be a multiple of 8 bytes and at least 16 bytes long for AES key wrap; got %d bytes.", len(key))
 }
+
+var errUnwrap = badParam("Unwrap failed: the wrapped key does not pass the AES key wrap integrity check.")
 
 func (m *material) unwrap(alg string, wrapped []byte) ([]byte, error) {
 	if isRSAEnc(alg) {
@@ -467,150 +479,19 @@ func (m *material) unwrap(alg string, wrapped []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	var out []byte
 	if pad {
-		return aesKeyUnwrapPad(kek, wrapped)
-	}
-	return aesKeyUnwrap(kek, wrapped)
-}
-
-// ---- AES key wrap: RFC 3394, with the RFC 5649 padding variant ----
-
-var kwIV = [8]byte{0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6}
-
-// kwEncrypt is the RFC 3394 wrapping process W with initial value iv over
-// the 64-bit blocks of p (len(p) a multiple of 8, at least 16).
-func kwEncrypt(kek []byte, iv [8]byte, p []byte) ([]byte, error) {
-	c, err := aes.NewCipher(kek)
-	if err != nil {
-		return nil, err
-	}
-	n := len(p) / 8
-	out := make([]byte, 8+len(p))
-	copy(out[8:], p)
-	a := iv
-	var b [16]byte
-	for j := 0; j < 6; j++ {
-		for i := 1; i <= n; i++ {
-			copy(b[:8], a[:])
-			copy(b[8:], out[8*i:8*i+8])
-			c.Encrypt(b[:], b[:])
-			t := uint64(n*j + i)
-			binary.BigEndian.PutUint64(a[:], binary.BigEndian.Uint64(b[:8])^t)
-			copy(out[8*i:], b[8:])
-		}
-	}
-	copy(out[:8], a[:])
-	return out, nil
-}
-
-// kwDecrypt inverts kwEncrypt and returns the recovered initial value.
-func kwDecrypt(kek, w []byte) ([8]byte, []byte, error) {
-	var a [8]byte
-	c, err := aes.NewCipher(kek)
-	if err != nil {
-		return a, nil, err
-	}
-	n := len(w)/8 - 1
-	r := make([]byte, 8*n)
-	copy(r, w[8:])
-	copy(a[:], w[:8])
-	var b [16]byte
-	for j := 5; j >= 0; j-- {
-		for i := n; i >= 1; i-- {
-			t := uint64(n*j + i)
-			binary.BigEndian.PutUint64(b[:8], binary.BigEndian.Uint64(a[:])^t)
-			copy(b[8:], r[8*(i-1):8*i])
-			c.Decrypt(b[:], b[:])
-			copy(a[:], b[:8])
-			copy(r[8*(i-1):], b[8:])
-		}
-	}
-	return a, r, nil
-}
-
-func aesKeyWrap(kek, key []byte) ([]byte, error) {
-	if len(key) < 16 || len(key)%8 != 0 {
-		return nil, badParam("The key to wrap must be a multiple of 8 bytes and at least 16 bytes long for AES key wrap; got %d bytes.", len(key))
-	}
-	return kwEncrypt(kek, kwIV, key)
-}
-
-var errUnwrap = badParam("Unwrap failed: the wrapped key does not pass the AES key wrap integrity check.")
-
-func aesKeyUnwrap(kek, w []byte) ([]byte, error) {
-	if len(w) < 24 || len(w)%8 != 0 {
-		return nil, badParam("The wrapped key must be a multiple of 8 bytes and at least 24 bytes long for AES key wrap; got %d bytes.", len(w))
-	}
-	a, r, err := kwDecrypt(kek, w)
-	if err != nil {
-		return nil, err
-	}
-	if subtle.ConstantTimeCompare(a[:], kwIV[:]) != 1 {
-		return nil, errUnwrap
-	}
-	return r, nil
-}
-
-// aesKeyWrapPad is RFC 5649: the initial value carries the plaintext length,
-// the plaintext is zero-padded to 8 bytes, and one padded block is encrypted
-// directly with AES.
-func aesKeyWrapPad(kek, key []byte) ([]byte, error) {
-	if len(key) == 0 || uint64(len(key)) > 1<<32-1 {
-		return nil, badParam("The key to wrap must not be empty.")
-	}
-	var aiv [8]byte
-	copy(aiv[:4], []byte{0xA6, 0x59, 0x59, 0xA6})
-	binary.BigEndian.PutUint32(aiv[4:], uint32(len(key)))
-	p := make([]byte, (len(key)+7)/8*8)
-	copy(p, key)
-	if len(p) == 8 {
-		c, err := aes.NewCipher(kek)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]byte, 16)
-		copy(out, aiv[:])
-		copy(out[8:], p)
-		c.Encrypt(out, out)
-		return out, nil
-	}
-	return kwEncrypt(kek, aiv, p)
-}
-
-func aesKeyUnwrapPad(kek, w []byte) ([]byte, error) {
-	if len(w) < 16 || len(w)%8 != 0 {
-		return nil, badParam("The wrapped key must be a multiple of 8 bytes and at least 16 bytes long for AES key wrap with padding; got %d bytes.", len(w))
-	}
-	var (
-		a [8]byte
-		p []byte
-	)
-	if len(w) == 16 {
-		c, err := aes.NewCipher(kek)
-		if err != nil {
-			return nil, err
-		}
-		b := make([]byte, 16)
-		c.Decrypt(b, w)
-		copy(a[:], b[:8])
-		p = b[8:]
+		out, err = aeskw.UnwrapPad(kek, wrapped)
 	} else {
-		var err error
-		if a, p, err = kwDecrypt(kek, w); err != nil {
-			return nil, err
-		}
+		out, err = aeskw.Unwrap(kek, wrapped)
 	}
-	if a[0] != 0xA6 || a[1] != 0x59 || a[2] != 0x59 || a[3] != 0xA6 {
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, aeskw.ErrIntegrity):
 		return nil, errUnwrap
+	case pad:
+		return nil, badParam("The wrapped key must be a multiple of 8 bytes and at least 16 bytes long for AES key wrap with padding; got %d bytes.", len(wrapped))
 	}
-	mli := int(binary.BigEndian.Uint32(a[4:]))
-	if mli <= len(p)-8 || mli > len(p) {
-		return nil, errUnwrap
-	}
-	for _, b := range p[mli:] {
-		if b != 0 {
-			return nil, errUnwrap
-		}
-	}
-	return p[:mli], nil
+	return nil, badParam("The wrapped key must be a multiple of 8 bytes and at least 24 bytes long for AES key wrap; got %d bytes.", len(wrapped))
 }

@@ -17,6 +17,7 @@ import (
 	"slices"
 
 	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/internal/aeskw"
 )
 
 // Masked keys (core/masked.go) are sealed under a masking key that belongs
@@ -330,7 +331,7 @@ func (b *Backend) ImportMasked(ctx context.Context, wrapped []byte, usages []cor
 		return nil, core.KeyInfo{}, failed
 	}
 	defer clear(aesKey)
-	pkcs8, err := aesKeyUnwrapPad(aesKey, wrapped[n:])
+	pkcs8, err := aeskw.UnwrapPad(aesKey, wrapped[n:])
 	if err != nil {
 		return nil, core.KeyInfo{}, failed
 	}

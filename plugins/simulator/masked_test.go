@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/internal/aeskw"
 )
 
 // A masked key opens in a new process on the same state directory, signs
@@ -80,7 +81,7 @@ func wrapForImport(t *testing.T, wrappingSPKI []byte, priv crypto.Signer) []byte
 		t.Fatal(err)
 	}
 	pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
-	tail, err := aesKeyWrapPad(aesKey, pkcs8)
+	tail, err := aeskw.WrapPad(aesKey, pkcs8)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/internal/aeskw"
 	"github.com/hsmbridge/hsmbridge/ports"
 )
 
@@ -818,9 +819,9 @@ func (b *Backend) WrapKey(ctx context.Context, id core.KeyID, key []byte, alg co
 	var out []byte
 	switch alg {
 	case core.WrapA128KW, core.WrapA192KW, core.WrapA256KW, core.WrapAESKeyWrap:
-		out, err = aesKeyWrap(v.secret, key)
+		out, err = aeskw.Wrap(v.secret, key)
 	case core.WrapAESKeyWrapPad:
-		out, err = aesKeyWrapPad(v.secret, key)
+		out, err = aeskw.WrapPad(v.secret, key)
 	default:
 		priv, perr := v.private()
 		if perr != nil {
@@ -852,9 +853,9 @@ func (b *Backend) UnwrapKey(ctx context.Context, id core.KeyID, wrapped []byte, 
 	var out []byte
 	switch alg {
 	case core.WrapA128KW, core.WrapA192KW, core.WrapA256KW, core.WrapAESKeyWrap:
-		out, err = aesKeyUnwrap(v.secret, wrapped)
+		out, err = aeskw.Unwrap(v.secret, wrapped)
 	case core.WrapAESKeyWrapPad:
-		out, err = aesKeyUnwrapPad(v.secret, wrapped)
+		out, err = aeskw.UnwrapPad(v.secret, wrapped)
 	default:
 		priv, perr := v.private()
 		if perr != nil {

@@ -1,4 +1,8 @@
-package simulator
+// Package aeskw is AES key wrap as RFC 3394 defines it (Key Vault's
+// A128KW/A192KW/A256KW and CKM_AES_KEY_WRAP) and with padding as RFC 5649
+// defines it (CKM_AES_KEY_WRAP_PAD). Go's standard library has neither;
+// the simulator and the Managed HSM stand-in share this one.
+package aeskw
 
 import (
 	"crypto/aes"
@@ -7,21 +11,17 @@ import (
 	"errors"
 )
 
-// AES key wrap as RFC 3394 defines it (Key Vault's A128KW/A192KW/A256KW and
-// CKM_AES_KEY_WRAP), and with padding as RFC 5649 defines it
-// (CKM_AES_KEY_WRAP_PAD). Go's standard library has neither.
-
 var (
-	kwIV           = [8]byte{0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6}
-	kwpIVPrefix    = [4]byte{0xA6, 0x59, 0x59, 0xA6}
-	errKWInput     = errors.New("key wrap: input must be at least 16 bytes and a multiple of 8")
-	errKWIntegrity = errors.New("key wrap: integrity check failed")
+	kwIV         = [8]byte{0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6}
+	kwpIVPrefix  = [4]byte{0xA6, 0x59, 0x59, 0xA6}
+	ErrInput     = errors.New("key wrap: input must be at least 16 bytes and a multiple of 8")
+	ErrIntegrity = errors.New("key wrap: integrity check failed")
 )
 
 // kwWrap wraps plaintext (n ≥ 2 64-bit blocks) under kek with the given IV.
 func kwWrap(kek, plaintext []byte, iv [8]byte) ([]byte, error) {
 	if len(plaintext) < 16 || len(plaintext)%8 != 0 {
-		return nil, errKWInput
+		return nil, ErrInput
 	}
 	block, err := aes.NewCipher(kek)
 	if err != nil {
@@ -50,7 +50,7 @@ func kwWrap(kek, plaintext []byte, iv [8]byte) ([]byte, error) {
 func kwUnwrap(kek, wrapped []byte) ([]byte, [8]byte, error) {
 	var a [8]byte
 	if len(wrapped) < 24 || len(wrapped)%8 != 0 {
-		return nil, a, errKWInput
+		return nil, a, ErrInput
 	}
 	block, err := aes.NewCipher(kek)
 	if err != nil {
@@ -74,24 +74,25 @@ func kwUnwrap(kek, wrapped []byte) ([]byte, [8]byte, error) {
 	return out, a, nil
 }
 
-// aesKeyWrap is RFC 3394 with its default IV.
-func aesKeyWrap(kek, plaintext []byte) ([]byte, error) { return kwWrap(kek, plaintext, kwIV) }
+// Wrap is RFC 3394 with its default initial value.
+func Wrap(kek, plaintext []byte) ([]byte, error) { return kwWrap(kek, plaintext, kwIV) }
 
-func aesKeyUnwrap(kek, wrapped []byte) ([]byte, error) {
+// Unwrap reverses Wrap and checks the initial value.
+func Unwrap(kek, wrapped []byte) ([]byte, error) {
 	out, iv, err := kwUnwrap(kek, wrapped)
 	if err != nil {
 		return nil, err
 	}
 	if subtle.ConstantTimeCompare(iv[:], kwIV[:]) != 1 {
-		return nil, errKWIntegrity
+		return nil, ErrIntegrity
 	}
 	return out, nil
 }
 
-// aesKeyWrapPad is RFC 5649: any length from 1 byte, zero-padded to 8.
-func aesKeyWrapPad(kek, plaintext []byte) ([]byte, error) {
+// WrapPad is RFC 5649: any length from 1 byte, zero-padded to 8.
+func WrapPad(kek, plaintext []byte) ([]byte, error) {
 	if len(plaintext) == 0 || uint64(len(plaintext)) > 0xFFFFFFFF {
-		return nil, errors.New("key wrap with padding: input must be 1 byte to 4 GiB")
+		return nil, ErrInput
 	}
 	var iv [8]byte
 	copy(iv[:4], kwpIVPrefix[:])
@@ -113,7 +114,8 @@ func aesKeyWrapPad(kek, plaintext []byte) ([]byte, error) {
 	return kwWrap(kek, padded, iv)
 }
 
-func aesKeyUnwrapPad(kek, wrapped []byte) ([]byte, error) {
+// UnwrapPad reverses WrapPad and checks the length and padding.
+func UnwrapPad(kek, wrapped []byte) ([]byte, error) {
 	var (
 		padded []byte
 		iv     [8]byte
@@ -143,7 +145,7 @@ func aesKeyUnwrapPad(kek, wrapped []byte) ([]byte, error) {
 		}
 	}
 	if !ok {
-		return nil, errKWIntegrity
+		return nil, ErrIntegrity
 	}
 	return padded[:mli], nil
 }

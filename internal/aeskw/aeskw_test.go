@@ -1,4 +1,4 @@
-package simulator
+package aeskw
 
 import (
 	"bytes"
@@ -28,17 +28,17 @@ func TestAESKeyWrapRFCVectors(t *testing.T) {
 	}
 	for _, v := range kw {
 		kek, key, want := unhex(t, v.kek), unhex(t, v.key), unhex(t, v.wrapped)
-		got, err := aesKeyWrap(kek, key)
+		got, err := Wrap(kek, key)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("wrap with %d-bit KEK: %x, %v; want %x", len(kek)*8, got, err, want)
 		}
-		back, err := aesKeyUnwrap(kek, want)
+		back, err := Unwrap(kek, want)
 		if err != nil || !bytes.Equal(back, key) {
 			t.Errorf("unwrap with %d-bit KEK: %x, %v", len(kek)*8, back, err)
 		}
 		tampered := bytes.Clone(want)
 		tampered[len(tampered)-1] ^= 1
-		if _, err := aesKeyUnwrap(kek, tampered); err == nil {
+		if _, err := Unwrap(kek, tampered); err == nil {
 			t.Errorf("a tampered wrap unwrapped")
 		}
 	}
@@ -49,17 +49,17 @@ func TestAESKeyWrapRFCVectors(t *testing.T) {
 	}
 	for _, v := range kwp {
 		kek, key, want := unhex(t, v.kek), unhex(t, v.key), unhex(t, v.wrapped)
-		got, err := aesKeyWrapPad(kek, key)
+		got, err := WrapPad(kek, key)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("wrap-pad %d bytes: %x, %v; want %x", len(key), got, err, want)
 		}
-		back, err := aesKeyUnwrapPad(kek, want)
+		back, err := UnwrapPad(kek, want)
 		if err != nil || !bytes.Equal(back, key) {
 			t.Errorf("unwrap-pad %d bytes: %x, %v", len(key), back, err)
 		}
 		tampered := bytes.Clone(want)
 		tampered[0] ^= 1
-		if _, err := aesKeyUnwrapPad(kek, tampered); err == nil {
+		if _, err := UnwrapPad(kek, tampered); err == nil {
 			t.Errorf("a tampered padded wrap unwrapped")
 		}
 	}
