@@ -109,7 +109,8 @@ func checkMasked(t *testing.T, h *host, name string) []byte {
 }
 
 // wrapUnwrapCheck wraps a known key in the backend with the masked AES key
-// in file and has OpenSSL's default provider unwrap it with localKey.
+// in file and has OpenSSL's default provider unwrap it with localKey (AES-128,
+// -192 or -256: the RFC 3394 algorithm of that size).
 func wrapUnwrapCheck(t *testing.T, h *host, file string, localKey []byte) {
 	t.Helper()
 	hc := hostClient(t, h)
@@ -118,8 +119,9 @@ func wrapUnwrapCheck(t *testing.T, h *host, file string, localKey []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bits := len(localKey) * 8
 	known := bytes.Repeat([]byte{0x5a, 0xa5, 0x0f, 0xf0}, 8)
-	wrapped, err := hc.WrapKey(ctx, k.Reference, "", known, core.WrapA256KW)
+	wrapped, err := hc.WrapKey(ctx, k.Reference, "", known, core.WrapAlgorithm(fmt.Sprintf("A%dKW", bits)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +129,7 @@ func wrapUnwrapCheck(t *testing.T, h *host, file string, localKey []byte) {
 		t.Fatal(err)
 	}
 	os.Remove(h.path("unwrapped.bin"))
-	h.shell(fmt.Sprintf("openssl enc -d -id-aes256-wrap -K %s -iv A6A6A6A6A6A6A6A6 -in wrapped.bin -out unwrapped.bin", hex.EncodeToString(localKey)))
+	h.shell(fmt.Sprintf("openssl enc -d -id-aes%d-wrap -K %s -iv A6A6A6A6A6A6A6A6 -in wrapped.bin -out unwrapped.bin", bits, hex.EncodeToString(localKey)))
 	if got := readBytes(t, h, "unwrapped.bin"); !bytes.Equal(got, known) {
 		t.Fatalf("%s: OpenSSL unwrapped %x with the locally derived key, want %x", file, got, known)
 	}

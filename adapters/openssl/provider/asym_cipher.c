@@ -161,6 +161,13 @@ static int asym_init(void *vctx, void *vkey, const OSSL_PARAM params[],
                  "from a backend reference)");
         return 0;
     }
+    if (operation == EVP_PKEY_OP_ENCRYPT && ctx->key->no_encrypt) {
+        HB_RAISE(ctx->provctx, HB_R_HOST_OPERATION_NOT_ALLOWED,
+                 "%s: the key does not allow encrypt (a masked key encrypts "
+                 "only if made with azihsm.key_usage:keyEncipherment)",
+                 key_name(ctx));
+        return 0;
+    }
     ctx->operation = operation;
     return asym_set_ctx_params(ctx, params);
 }

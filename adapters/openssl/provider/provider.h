@@ -96,6 +96,12 @@ typedef struct hb_key {
     int bits;        /* HB_KT_OCT only (the others ask pkey) */
     int pss;         /* HB_KT_RSA only: an RSA-PSS key (pkey is RSA-PSS) */
     struct hb_masked *masked; /* opened from a masked blob (azihsm://) */
+    /*
+     * Masked keys only: the backend's allowed operations lack "encrypt".
+     * Encryption is local, so nothing else would refuse it; the Integrated
+     * HSM encrypts only with keyEncipherment keys, and so do we.
+     */
+    int no_encrypt;
 } HB_KEY;
 
 HB_KEY *hb_key_new(HB_PROV_CTX *provctx, hb_key_type type);

@@ -387,6 +387,14 @@ HB_KEY *hb_masked_key_new(HB_PROV_CTX *provctx, const void *vinfo,
         key->pkey = pss;
         key->pss = 1;
     }
+    if (info->n_allowed_ops > 0) {
+        size_t i;
+
+        key->no_encrypt = 1;
+        for (i = 0; i < info->n_allowed_ops; i++)
+            if (strcmp(info->allowed_ops[i], "encrypt") == 0)
+                key->no_encrypt = 0;
+    }
     key->masked = masked_new(uri, file, blob, bloblen, info->version,
                              info->reference);
     if (key->masked == NULL) {
