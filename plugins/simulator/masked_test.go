@@ -156,3 +156,23 @@ func TestGenerateAndImportMaskedWithUsageAndSessions(t *testing.T) {
 		t.Fatalf("a persistent key after another session ended: %v", err)
 	}
 }
+
+// PSS with an empty salt goes through the simulator's own PSS encoding;
+// Go's verifier checks it. (A different MGF1 digest, which Go cannot
+// verify, is checked by OpenSSL in the e2e conformance table.)
+func TestPSSEmptySaltVerifiesWithStandardLibrary(t *testing.T) {
+	b, _ := newBackend(t)
+	info := create(t, b, "ns", "rsa", core.KeySpec{Type: core.KeyTypeRSA, Bits: 2048, Usages: []core.KeyUsage{core.UsageSign}})
+	digest := sha256.Sum256([]byte("pss"))
+	sig, err := b.Sign(ctx, info.ID, digest[:], core.SignatureScheme{Padding: core.PaddingPSS, Hash: core.SHA256, SaltLength: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := x509.ParsePKIXPublicKey(info.PublicKeyDER)
+	if err := rsa.VerifyPSS(pub.(*rsa.PublicKey), crypto.SHA256, digest[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}); err != nil {
+		t.Fatalf("empty-salt PSS does not verify: %v", err)
+	}
+	if err := rsa.VerifyPSS(pub.(*rsa.PublicKey), crypto.SHA256, digest[:], sig, &rsa.PSSOptions{SaltLength: 32}); err == nil {
+		t.Fatal("an empty-salt signature verified as a 32-byte-salt one")
+	}
+}

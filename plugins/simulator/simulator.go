@@ -745,12 +745,10 @@ func (b *Backend) Sign(ctx context.Context, id core.KeyID, digest []byte, scheme
 		case core.PaddingPKCS1v15:
 			sig, err = rsa.SignPKCS1v15(rand.Reader, k, h, digest)
 		case core.PaddingPSS:
-			if scheme.EffectiveMGF1() != scheme.Hash {
-				return nil, core.Errorf(core.KindUnsupported, "simulator: PSS with MGF1 %s and digest %s is not supported (MGF1 must use the signature digest)", scheme.EffectiveMGF1(), scheme.Hash)
-			}
-			if scheme.SaltLength == 0 {
-				// Go reads 0 as "as long as possible"; an empty salt cannot be asked for.
-				return nil, core.Errorf(core.KindUnsupported, "simulator: PSS with an empty salt is not supported")
+			if scheme.EffectiveMGF1() != scheme.Hash || scheme.SaltLength == 0 {
+				// Beyond what rsa.SignPSS expresses (it reads salt 0 as "longest").
+				sig, err = signPSS(k, digest, scheme)
+				break
 			}
 			sig, err = rsa.SignPSS(rand.Reader, k, h, digest, &rsa.PSSOptions{SaltLength: scheme.SaltLength, Hash: h})
 		}
