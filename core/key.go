@@ -18,6 +18,9 @@ type KeyID struct {
 }
 
 func (id KeyID) String() string {
+	if id.Namespace == MaskedNamespace {
+		return "masked:" + id.Name // name and version are the same handle
+	}
 	s := id.Namespace + "/" + id.Name
 	if id.Version != "" {
 		s += "@" + id.Version

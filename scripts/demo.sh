@@ -73,6 +73,33 @@ step "A clear error for a key that does not exist"
 show 'openssl dgst -sha256 -provider akv_provider -provider default -sign managedhsm:MyHSM:nokey data.txt'
 openssl dgst -sha256 -provider akv_provider -provider default -sign managedhsm:MyHSM:nokey data.txt 2>&1 | grep -m1 'not found' | sed 's/^/   /' || true
 
+step "Integrated HSM seed: masked keys, ECDH, HKDF and HMAC (the simulator stands in for the device)"
+PROV='-propquery "?provider=azihsm" -provider default -provider azihsm_provider'
+run() { show "$1"; eval "$1"; }
+head -c 4096 /dev/urandom > data.bin
+run "openssl genpkey $PROV -algorithm EC -pkeyopt group:P-384 -pkeyopt azihsm.masked_key:./ec_p384.bin -outform DER -out /dev/null"
+ok "$(od -An -c -N8 ec_p384.bin | tr -d ' ') masked blob, $(stat -c %s ec_p384.bin) bytes, mode $(stat -c %a ec_p384.bin)"
+run "openssl dgst -sha384 $PROV -sign \"azihsm://./ec_p384.bin;type=ec\" -out signature.sig data.bin"
+openssl pkey $PROV -in "azihsm://./ec_p384.bin;type=ec" -pubout -out ec_p384_pub.pem 2>/dev/null
+show "openssl dgst -sha384 -verify ec_p384_pub.pem -signature signature.sig data.bin   # default provider only"
+openssl dgst -sha384 -verify ec_p384_pub.pem -signature signature.sig data.bin | sed 's/^/   /'
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform DER -out external_rsa.der 2>/dev/null
+run "openssl genpkey $PROV -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -pkeyopt azihsm.input_key:./external_rsa.der -pkeyopt azihsm.key_usage:digitalSignature -pkeyopt azihsm.masked_key:./rsa_2048_sign.bin -outform DER -out /dev/null"
+run "openssl dgst -sha256 $PROV -sigopt rsa_padding_mode:pss -sign \"azihsm://./rsa_2048_sign.bin;type=rsa\" -out rsa.sig data.bin"
+openssl pkey -inform DER -in external_rsa.der -pubout -out external_rsa_pub.pem
+show "openssl dgst -sha256 -sigopt rsa_padding_mode:pss -verify external_rsa_pub.pem -signature rsa.sig data.bin   # the imported key's own public half"
+openssl dgst -sha256 -sigopt rsa_padding_mode:pss -verify external_rsa_pub.pem -signature rsa.sig data.bin | sed 's/^/   /'
+run "openssl genpkey $PROV -algorithm EC -pkeyopt group:P-384 -pkeyopt azihsm.key_usage:keyAgreement -pkeyopt azihsm.masked_key:./ec_p384_ecdh.bin -outform DER -out /dev/null"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out peer_priv.pem 2>/dev/null
+openssl pkey -in peer_priv.pem -pubout -out peer_pub.pem
+run "openssl pkeyutl -derive $PROV -inkey \"azihsm://./ec_p384_ecdh.bin;type=ec\" -peerkey peer_pub.pem -pkeyopt output_file:shared_secret.bin"
+ok "the shared secret stays masked: shared_secret.bin, $(stat -c %s shared_secret.bin) bytes"
+run "openssl kdf $PROV -keylen 4096 -kdfopt digest:SHA384 -kdfopt azihsm.ikm_file:./shared_secret.bin -kdfopt output_file:./derived_hmac_key.bin -kdfopt derived_key_type:hmac -kdfopt derived_key_bits:384 -binary -out /dev/null HKDF"
+cmd="openssl mac $PROV -macopt digest:SHA384 -macopt azihsm.key_file:./derived_hmac_key.bin -in data.bin HMAC"
+show "$cmd"; eval "$cmd" | sed 's/^/   /'
+show "openssl dgst -sha384 $PROV -sign \"azihsm://./ec_p384_ecdh.bin;type=ec\" data.bin   # a keyAgreement key may not sign"
+openssl dgst -sha384 $PROV -sign "azihsm://./ec_p384_ecdh.bin;type=ec" data.bin 2>&1 >/dev/null | grep -m1 -o 'azihsm://.*' | sed 's/^/   /' || true
+
 step "nginx 1.22 with key-reference files, 4 workers, TLS 1.2 and 1.3"
 cat > openssl.cnf <<'CNF'
 openssl_conf = openssl_init
