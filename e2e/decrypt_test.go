@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"strings"
@@ -219,6 +220,12 @@ func TestDecryptRefusals(t *testing.T) {
 	for _, f := range []string{"oaep", "pkcs1"} {
 		ct := readBytes(t, h, f+".bin")
 		ct[len(ct)/2] ^= 0x01
+		if f == "pkcs1" {
+			// A flipped bit under PKCS#1 v1.5 still passes its loose checks
+			// about once in 400 tries; a block of the signature type (01)
+			// never does.
+			ct = wrongTypePKCS1Block(t, h, "myrsakey.pub")
+		}
 		if err := os.WriteFile(h.path(f+"-tampered.bin"), ct, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -229,10 +236,12 @@ func TestDecryptRefusals(t *testing.T) {
 	const dec = "openssl pkeyutl -decrypt " + withProvider + " -inkey managedhsm:MyHSM:myrsakey "
 	const oaep256 = "-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 "
 	failures := map[string]string{
-		"tampered OAEP":      dec + oaep256 + "-pkeyopt rsa_oaep_label:0102 -in oaep-tampered.bin",
-		"tampered PKCS#1":    dec + "-pkeyopt rsa_padding_mode:pkcs1 -in pkcs1-tampered.bin",
-		"wrong OAEP label":   dec + oaep256 + "-pkeyopt rsa_oaep_label:0103 -in oaep.bin",
-		"wrong padding mode": dec + "-pkeyopt rsa_padding_mode:pkcs1 -in oaep.bin",
+		"tampered OAEP":    dec + oaep256 + "-pkeyopt rsa_oaep_label:0102 -in oaep-tampered.bin",
+		"tampered PKCS#1":  dec + "-pkeyopt rsa_padding_mode:pkcs1 -in pkcs1-tampered.bin",
+		"wrong OAEP label": dec + oaep256 + "-pkeyopt rsa_oaep_label:0103 -in oaep.bin",
+		// A PKCS#1 v1.5 ciphertext read as OAEP fails for certain; the other
+		// way round passes PKCS#1's loose checks about once in 400 tries.
+		"wrong padding mode": dec + oaep256 + "-in pkcs1.bin",
 		"wrong MGF1 digest":  dec + oaep256 + "-pkeyopt rsa_oaep_label:0102 -pkeyopt rsa_mgf1_md:sha1 -in oaep.bin",
 	}
 	var first string
@@ -310,4 +319,28 @@ func TestDecryptTLSRSAKeyExchange(t *testing.T) {
 			t.Errorf("TLS 1.2 RSA key exchange with %s failed:\n%s\nserver:\n%s", order, out, log.String())
 		}
 	}
+}
+
+// wrongTypePKCS1Block encrypts, with the raw RSA public operation, a block
+// of PKCS#1 v1.5 type 01 (00 01 FF…FF 00 data): its decryption always fails
+// the type-02 check of encryption padding.
+func wrongTypePKCS1Block(t *testing.T, h *host, pubFile string) []byte {
+	t.Helper()
+	block, _ := pem.Decode([]byte(h.read(pubFile)))
+	if block == nil {
+		t.Fatalf("%s is not PEM", pubFile)
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := pub.(*rsa.PublicKey)
+	em := make([]byte, k.Size())
+	em[1] = 0x01
+	for i := 2; i < len(em)-17; i++ {
+		em[i] = 0xff
+	}
+	copy(em[len(em)-16:], "sixteen bytes!!!")
+	c := new(big.Int).Exp(new(big.Int).SetBytes(em), big.NewInt(int64(k.E)), k.N)
+	return c.FillBytes(make([]byte, k.Size()))
 }
