@@ -137,23 +137,10 @@ static int asym_init(void *vctx, void *vkey, const OSSL_PARAM params[],
     HB_ASYM_CTX *ctx = vctx;
     HB_KEY *key = vkey;
 
-    if (ctx == NULL)
+    if (ctx == NULL
+        || !hb_ctx_take_key(ctx->provctx, &ctx->key, key, HB_KT_RSA, 1,
+                            "RSA encryption needs an RSA key"))
         return 0;
-    if (key != NULL) {
-        if (key->magic != HB_KEY_MAGIC || key->type != HB_KT_RSA
-            || key->pkey == NULL) {
-            HB_RAISE(ctx->provctx, HB_R_BAD_KEY,
-                     "RSA encryption needs an RSA key");
-            return 0;
-        }
-        hb_key_up_ref(key);
-        hb_key_free(ctx->key);
-        ctx->key = key;
-    }
-    if (ctx->key == NULL) {
-        HB_RAISE(ctx->provctx, HB_R_OPERATION_NOT_INITIALIZED, "no key set");
-        return 0;
-    }
     if (operation == EVP_PKEY_OP_DECRYPT && !hb_key_can_sign(ctx->key)
         && !ctx->key->local_private) {
         HB_RAISE(ctx->provctx, HB_R_NOT_AN_HSM_KEY,

@@ -140,23 +140,10 @@ static int kw_init(void *vctx, void *vkey, const OSSL_PARAM params[],
     HB_KW_CTX *ctx = vctx;
     HB_KEY *key = vkey;
 
-    if (ctx == NULL)
+    if (ctx == NULL
+        || !hb_ctx_take_key(ctx->provctx, &ctx->key, key, HB_KT_OCT, 0,
+                            "AES key wrap needs an AES key held by a backend"))
         return 0;
-    if (key != NULL) {
-        if (key->magic != HB_KEY_MAGIC || key->type != HB_KT_OCT
-            || key->reference == NULL) {
-            HB_RAISE(ctx->provctx, HB_R_BAD_KEY,
-                     "AES key wrap needs an AES key held by a backend");
-            return 0;
-        }
-        hb_key_up_ref(key);
-        hb_key_free(ctx->key);
-        ctx->key = key;
-    }
-    if (ctx->key == NULL) {
-        HB_RAISE(ctx->provctx, HB_R_OPERATION_NOT_INITIALIZED, "no key set");
-        return 0;
-    }
     ctx->operation = operation;
     return kw_set_ctx_params(ctx, params);
 }

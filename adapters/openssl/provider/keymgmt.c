@@ -694,3 +694,23 @@ const OSSL_DISPATCH hb_ec_keymgmt_functions[] = {
     KM_COMMON(ec),
     { 0, NULL }
 };
+
+int hb_ctx_take_key(HB_PROV_CTX *provctx, HB_KEY **slot, HB_KEY *key,
+                    hb_key_type type, int need_pkey, const char *refusal)
+{
+    if (key != NULL) {
+        if (key->magic != HB_KEY_MAGIC || key->type != type
+            || (need_pkey ? key->pkey == NULL : key->reference == NULL)) {
+            HB_RAISE(provctx, HB_R_BAD_KEY, "%s", refusal);
+            return 0;
+        }
+        hb_key_up_ref(key);
+        hb_key_free(*slot);
+        *slot = key;
+    }
+    if (*slot == NULL) {
+        HB_RAISE(provctx, HB_R_OPERATION_NOT_INITIALIZED, "no key set");
+        return 0;
+    }
+    return 1;
+}

@@ -109,6 +109,14 @@ HB_KEY *hb_key_from_info(HB_PROV_CTX *provctx, const void *keyinfo);
 int hb_key_up_ref(HB_KEY *key);
 void hb_key_free(HB_KEY *key);
 int hb_key_can_sign(const HB_KEY *key);
+/*
+ * An operation's init: takes key into *slot (with a reference), or keeps the
+ * key a previous init set when key is NULL. A key of another type, or one
+ * without a public key (need_pkey) or a backend reference (!need_pkey), is
+ * refused with `refusal`.
+ */
+int hb_ctx_take_key(HB_PROV_CTX *provctx, HB_KEY **slot, HB_KEY *key,
+                    hb_key_type type, int need_pkey, const char *refusal);
 
 /* The private library context with only the default provider. */
 OSSL_LIB_CTX *hb_priv_libctx(void);

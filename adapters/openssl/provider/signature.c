@@ -178,23 +178,10 @@ static int sig_init(void *vctx, void *vkey, const OSSL_PARAM params[],
     HB_SIG_CTX *ctx = vctx;
     HB_KEY *key = vkey;
 
-    if (ctx == NULL)
+    if (ctx == NULL
+        || !hb_ctx_take_key(ctx->provctx, &ctx->key, key, ctx->alg, 1,
+                            "key does not fit this signature algorithm"))
         return 0;
-    if (key != NULL) {
-        if (key->magic != HB_KEY_MAGIC || key->type != ctx->alg
-            || key->pkey == NULL) {
-            HB_RAISE(ctx->provctx, HB_R_BAD_KEY,
-                     "key does not fit this signature algorithm");
-            return 0;
-        }
-        hb_key_up_ref(key);
-        hb_key_free(ctx->key);
-        ctx->key = key;
-    }
-    if (ctx->key == NULL) {
-        HB_RAISE(ctx->provctx, HB_R_OPERATION_NOT_INITIALIZED, "no key set");
-        return 0;
-    }
     if (operation == EVP_PKEY_OP_SIGN && !hb_key_can_sign(ctx->key)
         && !ctx->key->local_private) {
         HB_RAISE(ctx->provctx, HB_R_NOT_AN_HSM_KEY,
