@@ -820,7 +820,7 @@ func (s *suite) testOperations(t *testing.T) {
 			if _, err = m.ImportWrappingKey(ctx); err != nil {
 				return true, err
 			}
-			_, _, err = m.ImportMasked(ctx, []byte("not a wrapped key"), []core.KeyUsage{core.UsageSign}, "")
+			_, _, err = m.ImportMasked(ctx, []byte("not a wrapped key"), core.KeySpec{Usages: []core.KeyUsage{core.UsageSign}}, "")
 			if err == nil {
 				t.Errorf("ImportMasked accepted bytes that are no wrapped key")
 			}

@@ -211,12 +211,14 @@ const (
 	OpGenerateMasked Operation = "generate_masked"
 	OpImportMasked   Operation = "import_masked"
 	OpMAC            Operation = "mac"
+	// Signing a whole message, for backends that hash in the device.
+	OpSignMessage Operation = "sign_message"
 )
 
 // AllOperations lists every operation a backend can declare.
 func AllOperations() []Operation {
 	return []Operation{OpGetKey, OpListKeys, OpCreateKey, OpImportKey, OpDeleteKey, OpSign, OpDecrypt,
-		OpWrapKey, OpUnwrapKey, OpAgree, OpDerive, OpMask, OpUnmask, OpGenerateMasked, OpImportMasked, OpMAC, OpRandom}
+		OpWrapKey, OpUnwrapKey, OpAgree, OpDerive, OpMask, OpUnmask, OpGenerateMasked, OpImportMasked, OpMAC, OpSignMessage, OpRandom}
 }
 
 // BackendDescription is what a backend declares about itself.

@@ -203,7 +203,7 @@ type MaskedKey []byte
 // DeriveParams describe a key derivation inside a backend.
 type DeriveParams struct {
 	Input      MaskedKey
-	KDF        string // "hkdf"
+	KDF        string // "hkdf" or "kbkdf" (SP 800-108 counter mode, HMAC PRF: Salt is the label, Info the context)
 	Hash       Hash
 	Salt, Info []byte
 	OutputType string // "aes" or "hmac"

@@ -49,6 +49,15 @@ type Signer interface {
 	Sign(ctx context.Context, id core.KeyID, digest []byte, scheme core.SignatureScheme) ([]byte, error)
 }
 
+// MessageSigner signs a whole message, hashing it inside the backend, for
+// schemes a backend cannot apply to a digest (the Integrated HSM's RSA
+// PKCS#1 v1.5 signatures). hsmhost calls it only with a message that hashes
+// to the digest the provider computed, and signs digests with Signer
+// otherwise.
+type MessageSigner interface {
+	SignMessage(ctx context.Context, id core.KeyID, message []byte, scheme core.SignatureScheme) ([]byte, error)
+}
+
 // Decrypter decrypts with a private key.
 type Decrypter interface {
 	Decrypt(ctx context.Context, id core.KeyID, ciphertext []byte, scheme core.EncryptionScheme) ([]byte, error)
@@ -93,7 +102,10 @@ type MaskedKeyMaker interface {
 	// ImportWrappingKey is the RSA public key (DER SubjectPublicKeyInfo)
 	// that ImportMasked's input is wrapped under with CKM_RSA_AES_KEY_WRAP.
 	ImportWrappingKey(ctx context.Context) ([]byte, error)
-	ImportMasked(ctx context.Context, wrapped []byte, usages []core.KeyUsage, session string) (core.MaskedKey, core.KeyInfo, error)
+	// ImportMasked unwraps and masks a private key. spec carries the
+	// usages and what the caller says the key is: a Type, Bits or Curve
+	// that is set must match the unwrapped key, or the import is refused.
+	ImportMasked(ctx context.Context, wrapped []byte, spec core.KeySpec, session string) (core.MaskedKey, core.KeyInfo, error)
 }
 
 // SessionEnder is told when an application's session ends (its last
@@ -163,6 +175,8 @@ func Operations(b KeyLookup) []core.Operation {
 	_, ok = b.(MaskedKeyMaker)
 	add(ok, core.OpGenerateMasked)
 	add(ok, core.OpImportMasked)
+	_, ok = b.(MessageSigner)
+	add(ok, core.OpSignMessage)
 	_, ok = b.(RandomSource)
 	add(ok, core.OpRandom)
 	return ops

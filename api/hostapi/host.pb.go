@@ -1584,9 +1584,15 @@ type SignRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Reference string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
 	// The version resolved when the key was loaded; empty means latest.
-	Version       string           `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Digest        []byte           `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
-	Scheme        *SignatureScheme `protobuf:"bytes,4,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	Version string           `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Digest  []byte           `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	Scheme  *SignatureScheme `protobuf:"bytes,4,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// The message the digest was computed from, when the provider hashed it
+	// in this process and it is at most 16 KiB (TLS handshakes, certificates,
+	// CSRs); empty otherwise. Backends that hash in the device (the
+	// Integrated HSM's RSA PKCS#1 v1.5) sign it; hsmhost checks that it
+	// hashes to the digest first.
+	Message       []byte `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1645,6 +1651,13 @@ func (x *SignRequest) GetDigest() []byte {
 func (x *SignRequest) GetScheme() *SignatureScheme {
 	if x != nil {
 		return x.Scheme
+	}
+	return nil
+}
+
+func (x *SignRequest) GetMessage() []byte {
+	if x != nil {
+		return x.Message
 	}
 	return nil
 }
@@ -2656,11 +2669,17 @@ func (x *WrappingKeyResponse) GetAlgorithm() string {
 
 // Imports a wrapped PKCS#8 private key and returns it masked (Response.masked).
 type ImportMaskedRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reference     string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
-	Wrapped       []byte                 `protobuf:"bytes,2,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
-	Ops           []string               `protobuf:"bytes,3,rep,name=ops,proto3" json:"ops,omitempty"`
-	Session       bool                   `protobuf:"varint,4,opt,name=session,proto3" json:"session,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Reference string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	Wrapped   []byte                 `protobuf:"bytes,2,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
+	Ops       []string               `protobuf:"bytes,3,rep,name=ops,proto3" json:"ops,omitempty"`
+	Session   bool                   `protobuf:"varint,4,opt,name=session,proto3" json:"session,omitempty"`
+	// What the application says the wrapped key is (openssl genpkey's
+	// -algorithm, rsa_keygen_bits, group); the backend refuses a key that
+	// is not. KEY_TYPE_UNSPECIFIED: not said.
+	KeyType       KeyType `protobuf:"varint,5,opt,name=key_type,json=keyType,proto3,enum=hsmbridge.host.v1.KeyType" json:"key_type,omitempty"`
+	Bits          int32   `protobuf:"varint,6,opt,name=bits,proto3" json:"bits,omitempty"`
+	Curve         string  `protobuf:"bytes,7,opt,name=curve,proto3" json:"curve,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2721,6 +2740,27 @@ func (x *ImportMaskedRequest) GetSession() bool {
 		return x.Session
 	}
 	return false
+}
+
+func (x *ImportMaskedRequest) GetKeyType() KeyType {
+	if x != nil {
+		return x.KeyType
+	}
+	return KeyType_KEY_TYPE_UNSPECIFIED
+}
+
+func (x *ImportMaskedRequest) GetBits() int32 {
+	if x != nil {
+		return x.Bits
+	}
+	return 0
+}
+
+func (x *ImportMaskedRequest) GetCurve() string {
+	if x != nil {
+		return x.Curve
+	}
+	return ""
 }
 
 type MaskedKeyResponse struct {
@@ -2906,8 +2946,11 @@ type DeriveRequest struct {
 	Info      []byte `protobuf:"bytes,5,opt,name=info,proto3" json:"info,omitempty"`
 	// "aes" or "hmac"; an HMAC key takes its kind from the hash and must
 	// have its size.
-	OutputType    string `protobuf:"bytes,6,opt,name=output_type,json=outputType,proto3" json:"output_type,omitempty"`
-	OutputBits    int32  `protobuf:"varint,7,opt,name=output_bits,json=outputBits,proto3" json:"output_bits,omitempty"`
+	OutputType string `protobuf:"bytes,6,opt,name=output_type,json=outputType,proto3" json:"output_type,omitempty"`
+	OutputBits int32  `protobuf:"varint,7,opt,name=output_bits,json=outputBits,proto3" json:"output_bits,omitempty"`
+	// "hkdf" (also when empty) or "kbkdf" (SP 800-108 counter mode with an
+	// HMAC PRF; salt is the label and info the context, as in OpenSSL's KBKDF).
+	Kdf           string `protobuf:"bytes,8,opt,name=kdf,proto3" json:"kdf,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2989,6 +3032,13 @@ func (x *DeriveRequest) GetOutputBits() int32 {
 		return x.OutputBits
 	}
 	return 0
+}
+
+func (x *DeriveRequest) GetKdf() string {
+	if x != nil {
+		return x.Kdf
+	}
+	return ""
 }
 
 // HMAC with an opened masked HMAC key; the hash must be the key's kind.
@@ -3199,12 +3249,13 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\aKeyList\x12.\n" +
 	"\x04keys\x18\x01 \x03(\v2\x1a.hsmbridge.host.v1.KeyInfoR\x04keys\"-\n" +
 	"\rGetKeyRequest\x12\x1c\n" +
-	"\treference\x18\x01 \x01(\tR\treference\"\x99\x01\n" +
+	"\treference\x18\x01 \x01(\tR\treference\"\xb3\x01\n" +
 	"\vSignRequest\x12\x1c\n" +
 	"\treference\x18\x01 \x01(\tR\treference\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x16\n" +
 	"\x06digest\x18\x03 \x01(\fR\x06digest\x12:\n" +
-	"\x06scheme\x18\x04 \x01(\v2\".hsmbridge.host.v1.SignatureSchemeR\x06scheme\",\n" +
+	"\x06scheme\x18\x04 \x01(\v2\".hsmbridge.host.v1.SignatureSchemeR\x06scheme\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\fR\amessage\",\n" +
 	"\fSignResponse\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\"\xa5\x01\n" +
 	"\x0eDecryptRequest\x12\x1c\n" +
@@ -3266,12 +3317,15 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\treference\x18\x01 \x01(\tR\treference\"Y\n" +
 	"\x13WrappingKeyResponse\x12$\n" +
 	"\x0epublic_key_der\x18\x01 \x01(\fR\fpublicKeyDer\x12\x1c\n" +
-	"\talgorithm\x18\x02 \x01(\tR\talgorithm\"y\n" +
+	"\talgorithm\x18\x02 \x01(\tR\talgorithm\"\xda\x01\n" +
 	"\x13ImportMaskedRequest\x12\x1c\n" +
 	"\treference\x18\x01 \x01(\tR\treference\x12\x18\n" +
 	"\awrapped\x18\x02 \x01(\fR\awrapped\x12\x10\n" +
 	"\x03ops\x18\x03 \x03(\tR\x03ops\x12\x18\n" +
-	"\asession\x18\x04 \x01(\bR\asession\"U\n" +
+	"\asession\x18\x04 \x01(\bR\asession\x125\n" +
+	"\bkey_type\x18\x05 \x01(\x0e2\x1a.hsmbridge.host.v1.KeyTypeR\akeyType\x12\x12\n" +
+	"\x04bits\x18\x06 \x01(\x05R\x04bits\x12\x14\n" +
+	"\x05curve\x18\a \x01(\tR\x05curve\"U\n" +
 	"\x11MaskedKeyResponse\x12\x12\n" +
 	"\x04blob\x18\x01 \x01(\fR\x04blob\x12,\n" +
 	"\x03key\x18\x02 \x01(\v2\x1a.hsmbridge.host.v1.KeyInfoR\x03key\"E\n" +
@@ -3281,7 +3335,7 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\fAgreeRequest\x12\x1c\n" +
 	"\treference\x18\x01 \x01(\tR\treference\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12-\n" +
-	"\x13peer_public_key_der\x18\x03 \x01(\fR\x10peerPublicKeyDer\"\xe3\x01\n" +
+	"\x13peer_public_key_der\x18\x03 \x01(\fR\x10peerPublicKeyDer\"\xf5\x01\n" +
 	"\rDeriveRequest\x12\x1c\n" +
 	"\treference\x18\x01 \x01(\tR\treference\x12\x1d\n" +
 	"\n" +
@@ -3292,7 +3346,8 @@ const file_api_hostapi_host_proto_rawDesc = "" +
 	"\voutput_type\x18\x06 \x01(\tR\n" +
 	"outputType\x12\x1f\n" +
 	"\voutput_bits\x18\a \x01(\x05R\n" +
-	"outputBits\"\x85\x01\n" +
+	"outputBits\x12\x10\n" +
+	"\x03kdf\x18\b \x01(\tR\x03kdf\"\x85\x01\n" +
 	"\n" +
 	"MacRequest\x12\x1c\n" +
 	"\treference\x18\x01 \x01(\tR\treference\x12\x18\n" +
@@ -3449,14 +3504,15 @@ var file_api_hostapi_host_proto_depIdxs = []int32{
 	2,  // 46: hsmbridge.host.v1.CreateKeyRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
 	31, // 47: hsmbridge.host.v1.Diagnosis.checks:type_name -> hsmbridge.host.v1.Check
 	2,  // 48: hsmbridge.host.v1.GenerateMaskedRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
-	14, // 49: hsmbridge.host.v1.MaskedKeyResponse.key:type_name -> hsmbridge.host.v1.KeyInfo
-	3,  // 50: hsmbridge.host.v1.DeriveRequest.hash:type_name -> hsmbridge.host.v1.Hash
-	3,  // 51: hsmbridge.host.v1.MacRequest.hash:type_name -> hsmbridge.host.v1.Hash
-	52, // [52:52] is the sub-list for method output_type
-	52, // [52:52] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	2,  // 49: hsmbridge.host.v1.ImportMaskedRequest.key_type:type_name -> hsmbridge.host.v1.KeyType
+	14, // 50: hsmbridge.host.v1.MaskedKeyResponse.key:type_name -> hsmbridge.host.v1.KeyInfo
+	3,  // 51: hsmbridge.host.v1.DeriveRequest.hash:type_name -> hsmbridge.host.v1.Hash
+	3,  // 52: hsmbridge.host.v1.MacRequest.hash:type_name -> hsmbridge.host.v1.Hash
+	53, // [53:53] is the sub-list for method output_type
+	53, // [53:53] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_api_hostapi_host_proto_init() }

@@ -15,7 +15,11 @@
 package hostsvc
 
 import (
+	"bytes"
 	"context"
+	_ "crypto/sha1" // message hashes: checkMessage
+	_ "crypto/sha256"
+	_ "crypto/sha512"
 	"errors"
 	"fmt"
 	"sort"
@@ -327,6 +331,16 @@ type SignTiming struct {
 
 // Sign signs a digest. version, when set, pins the key version.
 func (s *Service) Sign(ctx context.Context, ref, version string, digest []byte, scheme core.SignatureScheme) ([]byte, SignTiming, error) {
+	return s.SignWithMessage(ctx, ref, version, digest, nil, scheme)
+}
+
+// maxSignMessage bounds the message a provider may send with a digest.
+const maxSignMessage = 16 << 10
+
+// SignWithMessage signs digest, or, where the backend signs whole messages
+// (ports.MessageSigner) and the provider sent the message, the message
+// after checking that it hashes to digest.
+func (s *Service) SignWithMessage(ctx context.Context, ref, version string, digest, message []byte, scheme core.SignatureScheme) ([]byte, SignTiming, error) {
 	var tm SignTiming
 	c, err := s.begin(ref, version, core.OpSign)
 	if err != nil {
@@ -340,7 +354,14 @@ func (s *Service) Sign(ctx context.Context, ref, version string, digest []byte, 
 	}
 	start := nanotime()
 	var sig []byte
-	if ts, ok := c.backend.(TimedSigner); ok {
+	ms, signsMessages := c.backend.(ports.MessageSigner)
+	signsMessages = signsMessages && len(message) > 0 && c.backend.Description().Supports(core.OpSignMessage)
+	if signsMessages {
+		if err := checkMessage(message, digest, scheme); err != nil {
+			return nil, tm, wrap(c.ref.String(), c.backend.Name(), err)
+		}
+		sig, err = ms.SignMessage(ctx, c.ref.ID(), message, scheme)
+	} else if ts, ok := c.backend.(TimedSigner); ok {
 		sig, tm.Plugin, err = ts.SignTimed(ctx, c.ref.ID(), digest, scheme)
 	} else if signer, ok := c.backend.(ports.Signer); ok {
 		sig, err = signer.Sign(ctx, c.ref.ID(), digest, scheme)
@@ -352,6 +373,23 @@ func (s *Service) Sign(ctx context.Context, ref, version string, digest []byte, 
 		return nil, tm, wrap(c.ref.String(), c.backend.Name(), err)
 	}
 	return sig, tm, nil
+}
+
+// checkMessage makes sure a message sent with a digest is the one hashed.
+func checkMessage(message, digest []byte, scheme core.SignatureScheme) error {
+	if len(message) > maxSignMessage {
+		return core.Errorf(core.KindInvalidInput, "the message sent with the digest is %d bytes (at most %d)", len(message), maxSignMessage)
+	}
+	h := scheme.Hash.Crypto()
+	if !h.Available() {
+		return core.Errorf(core.KindInvalidInput, "a message can be signed only with a SHA-1 or SHA-2 scheme, not %s", scheme.Name())
+	}
+	m := h.New()
+	m.Write(message)
+	if !bytes.Equal(m.Sum(nil), digest) {
+		return core.Errorf(core.KindInvalidInput, "the message sent with the digest does not hash to it")
+	}
+	return nil
 }
 
 func notImplemented(op core.Operation) error {

@@ -54,13 +54,13 @@ func (s *Service) ImportWrappingKey(ctx context.Context, ref string) ([]byte, er
 }
 
 // ImportMasked imports a wrapped private key and returns it masked.
-func (s *Service) ImportMasked(ctx context.Context, ref string, wrapped []byte, usages []core.KeyUsage, session string) (core.MaskedKey, Key, error) {
+func (s *Service) ImportMasked(ctx context.Context, ref string, wrapped []byte, spec core.KeySpec, session string) (core.MaskedKey, Key, error) {
 	c, m, err := s.maskedCall(ref, core.OpImportMasked)
 	if err != nil {
 		return nil, Key{}, err
 	}
 	defer c.done()
-	blob, info, err := m.ImportMasked(ctx, wrapped, usages, session)
+	blob, info, err := m.ImportMasked(ctx, wrapped, spec, session)
 	if err != nil {
 		return nil, Key{}, wrap(c.ref.String(), c.backend.Name(), err)
 	}

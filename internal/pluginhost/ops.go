@@ -41,6 +41,10 @@ type timedSignature struct {
 	ns  uint64
 }
 
+func (b *Backend) SignMessage(ctx context.Context, id core.KeyID, message []byte, s core.SignatureScheme) ([]byte, error) {
+	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]byte, error) { return c.SignMessage(ctx, id, message, s) })
+}
+
 // SignTimed also returns the time the plugin spent signing.
 func (b *Backend) SignTimed(ctx context.Context, id core.KeyID, digest []byte, s core.SignatureScheme) ([]byte, uint64, error) {
 	r, err := call(b, ctx, func(ctx context.Context, c *sdk.Client) (timedSignature, error) {
@@ -103,9 +107,9 @@ func (b *Backend) ImportWrappingKey(ctx context.Context) ([]byte, error) {
 	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]byte, error) { return c.ImportWrappingKey(ctx) })
 }
 
-func (b *Backend) ImportMasked(ctx context.Context, wrapped []byte, usages []core.KeyUsage, session string) (core.MaskedKey, core.KeyInfo, error) {
+func (b *Backend) ImportMasked(ctx context.Context, wrapped []byte, spec core.KeySpec, session string) (core.MaskedKey, core.KeyInfo, error) {
 	r, err := call(b, ctx, func(ctx context.Context, c *sdk.Client) (maskedResult, error) {
-		blob, info, err := c.ImportMasked(ctx, wrapped, usages, session)
+		blob, info, err := c.ImportMasked(ctx, wrapped, spec, session)
 		return maskedResult{blob, info}, err
 	})
 	return r.blob, r.info, err

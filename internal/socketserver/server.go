@@ -279,7 +279,7 @@ func (s *Server) handle(req *hostapi.Request, start time.Time, session string) (
 
 	case *hostapi.Request_Sign:
 		m := op.Sign
-		sig, tm, err := svc.Sign(ctx, m.GetReference(), m.GetVersion(), m.GetDigest(), SignatureSchemeFromProto(m.GetScheme()))
+		sig, tm, err := svc.SignWithMessage(ctx, m.GetReference(), m.GetVersion(), m.GetDigest(), m.GetMessage(), SignatureSchemeFromProto(m.GetScheme()))
 		timing.BackendNs, timing.PluginNs = tm.Backend, tm.Plugin
 		if err != nil {
 			return fail(err)
@@ -385,7 +385,8 @@ func (s *Server) handle(req *hostapi.Request, start time.Time, session string) (
 		if err != nil {
 			return fail(core.Errorf(core.KindOf(err), "%s: %s", m.GetReference(), err))
 		}
-		return maskedResp(svc.ImportMasked(ctx, m.GetReference(), m.GetWrapped(), usages, sess))
+		spec := core.KeySpec{Type: KeyTypeFromProto(m.GetKeyType()), Bits: int(m.GetBits()), Curve: core.Curve(m.GetCurve()), Usages: usages}
+		return maskedResp(svc.ImportMasked(ctx, m.GetReference(), m.GetWrapped(), spec, sess))
 
 	case *hostapi.Request_OpenMasked:
 		return keyResp(svc.OpenMasked(ctx, op.OpenMasked.GetReference(), op.OpenMasked.GetBlob()))
@@ -400,8 +401,12 @@ func (s *Server) handle(req *hostapi.Request, start time.Time, session string) (
 
 	case *hostapi.Request_Derive:
 		m := op.Derive
+		kdf := m.GetKdf()
+		if kdf == "" {
+			kdf = "hkdf"
+		}
 		blob, err := svc.Derive(ctx, m.GetReference(), core.DeriveParams{
-			Input: m.GetInputBlob(), KDF: "hkdf", Hash: HashFromProto(m.GetHash()), Salt: m.GetSalt(), Info: m.GetInfo(),
+			Input: m.GetInputBlob(), KDF: kdf, Hash: HashFromProto(m.GetHash()), Salt: m.GetSalt(), Info: m.GetInfo(),
 			OutputType: m.GetOutputType(), OutputBits: int(m.GetOutputBits())})
 		if err != nil {
 			return fail(err)

@@ -118,6 +118,21 @@ func (c *Client) SignTimed(ctx context.Context, id core.KeyID, digest []byte, sc
 	return r.GetSignature(), r.GetComputeNs(), nil
 }
 
+// SignMessage has the plugin hash and sign a whole message.
+func (c *Client) SignMessage(ctx context.Context, id core.KeyID, message []byte, scheme core.SignatureScheme) ([]byte, error) {
+	if err := c.gate(core.OpSignMessage); err != nil {
+		return nil, err
+	}
+	if !c.desc.SupportsSignature(scheme) {
+		return nil, core.Errorf(core.KindUnsupported, "backend %q does not sign with %s", c.desc.Name, scheme.Name())
+	}
+	r, err := c.rpc.Sign(ctx, &pb.SignRequest{Key: keyIDToPB(id), Message: message, Scheme: signatureSchemeToPB(scheme)})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return r.GetSignature(), nil
+}
+
 func (c *Client) Decrypt(ctx context.Context, id core.KeyID, ciphertext []byte, scheme core.EncryptionScheme) ([]byte, error) {
 	if err := c.gate(core.OpDecrypt); err != nil {
 		return nil, err
@@ -252,11 +267,12 @@ func (c *Client) ImportWrappingKey(ctx context.Context) ([]byte, error) {
 	return r.GetPublicKeyDer(), nil
 }
 
-func (c *Client) ImportMasked(ctx context.Context, wrapped []byte, usages []core.KeyUsage, session string) (core.MaskedKey, core.KeyInfo, error) {
+func (c *Client) ImportMasked(ctx context.Context, wrapped []byte, spec core.KeySpec, session string) (core.MaskedKey, core.KeyInfo, error) {
 	if err := c.gate(core.OpImportMasked); err != nil {
 		return nil, core.KeyInfo{}, err
 	}
-	r, err := c.rpc.ImportMasked(ctx, &pb.ImportMaskedRequest{Wrapped: wrapped, Ops: usageWords(usages), Session: session})
+	r, err := c.rpc.ImportMasked(ctx, &pb.ImportMaskedRequest{Wrapped: wrapped, Ops: usageWords(spec.Usages), Session: session,
+		KeyType: string(spec.Type), Bits: int32(spec.Bits), Curve: string(spec.Curve)})
 	if err != nil {
 		return nil, core.KeyInfo{}, fromStatus(err)
 	}

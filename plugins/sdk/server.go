@@ -116,7 +116,16 @@ func (s *server) Sign(ctx context.Context, r *pb.SignRequest) (*pb.SignResponse,
 		return nil, toStatus(err)
 	}
 	start := time.Now()
-	sig, err := signer.Sign(ctx, keyIDFromPB(r.GetKey()), r.GetDigest(), scheme)
+	var sig []byte
+	if len(r.GetMessage()) > 0 {
+		ms, ok := s.impl.(ports.MessageSigner)
+		if !ok {
+			return nil, unsupported(core.OpSignMessage)
+		}
+		sig, err = ms.SignMessage(ctx, keyIDFromPB(r.GetKey()), r.GetMessage(), scheme)
+	} else {
+		sig, err = signer.Sign(ctx, keyIDFromPB(r.GetKey()), r.GetDigest(), scheme)
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -298,7 +307,8 @@ func (s *server) ImportMasked(ctx context.Context, r *pb.ImportMaskedRequest) (*
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	blob, info, err := m.ImportMasked(ctx, r.GetWrapped(), usages, r.GetSession())
+	spec := core.KeySpec{Type: core.KeyType(r.GetKeyType()), Bits: int(r.GetBits()), Curve: core.Curve(r.GetCurve()), Usages: usages}
+	blob, info, err := m.ImportMasked(ctx, r.GetWrapped(), spec, r.GetSession())
 	if err != nil {
 		return nil, toStatus(err)
 	}

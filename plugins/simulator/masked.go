@@ -310,8 +310,8 @@ func (b *Backend) ImportWrappingKey(ctx context.Context) ([]byte, error) {
 }
 
 // ImportMasked unwraps a CKM_RSA_AES_KEY_WRAP'd PKCS#8 key and masks it.
-func (b *Backend) ImportMasked(ctx context.Context, wrapped []byte, usages []core.KeyUsage, session string) (core.MaskedKey, core.KeyInfo, error) {
-	usages, err := normalizeUsages(usages)
+func (b *Backend) ImportMasked(ctx context.Context, wrapped []byte, spec core.KeySpec, session string) (core.MaskedKey, core.KeyInfo, error) {
+	usages, err := normalizeUsages(spec.Usages)
 	if err != nil {
 		return nil, core.KeyInfo{}, err
 	}
@@ -358,7 +358,26 @@ func (b *Backend) ImportMasked(ctx context.Context, wrapped []byte, usages []cor
 	if err != nil {
 		return nil, core.KeyInfo{}, err
 	}
+	if err := matchImportSpec(spec, p); err != nil {
+		return nil, core.KeyInfo{}, err
+	}
 	return b.seal(p)
+}
+
+// matchImportSpec refuses an imported key that is not what the caller said
+// it is (an RSA key imported as -algorithm EC, or 3072 bits under
+// rsa_keygen_bits:2048).
+func matchImportSpec(spec core.KeySpec, p *maskedPayload) error {
+	if spec.Type != "" && spec.Type != p.Type {
+		return core.Errorf(core.KindInvalidInput, "the wrapped key is %s, not %s as the request says", p.Type, spec.Type)
+	}
+	if spec.Bits != 0 && p.Type == core.KeyTypeRSA && spec.Bits != p.Bits {
+		return core.Errorf(core.KindInvalidInput, "the wrapped RSA key has %d bits, not %d as the request says (rsa_keygen_bits)", p.Bits, spec.Bits)
+	}
+	if spec.Curve != "" && p.Type == core.KeyTypeEC && spec.Curve != p.Curve {
+		return core.Errorf(core.KindInvalidInput, "the wrapped EC key is on %s, not %s as the request says", p.Curve, spec.Curve)
+	}
+	return nil
 }
 
 // EndSession makes the session's keys unusable: their handles go, and

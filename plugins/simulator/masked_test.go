@@ -111,7 +111,7 @@ func TestGenerateAndImportMaskedWithUsageAndSessions(t *testing.T) {
 	}
 	external, _ := rsa.GenerateKey(rand.Reader, 2048)
 	signing, _ := core.ParseUsageWords([]string{"digitalSignature"})
-	_, imported, err := b.ImportMasked(ctx, wrapForImport(t, spki, external), signing, "")
+	_, imported, err := b.ImportMasked(ctx, wrapForImport(t, spki, external), core.KeySpec{Usages: signing}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestGenerateAndImportMaskedWithUsageAndSessions(t *testing.T) {
 	}
 	bad := wrapForImport(t, spki, external)
 	bad[len(bad)-1] ^= 1
-	if _, _, err := b.ImportMasked(ctx, bad, signing, ""); !errors.Is(err, core.ErrInvalidInput) {
+	if _, _, err := b.ImportMasked(ctx, bad, core.KeySpec{Usages: signing}, ""); !errors.Is(err, core.ErrInvalidInput) {
 		t.Fatalf("a damaged import: %v", err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "simulator", "import.key")); err != nil || fi.Mode().Perm() != 0o600 {

@@ -2810,7 +2810,7 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__get_key_request__descripto
   (ProtobufCMessageInit) hsmbridge__host__v1__get_key_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__sign_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__sign_request__field_descriptors[5] =
 {
   {
     "reference",
@@ -2860,9 +2860,22 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__sign_request__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "message",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__SignRequest, message),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hsmbridge__host__v1__sign_request__field_indices_by_name[] = {
   2,   /* field[2] = digest */
+  4,   /* field[4] = message */
   0,   /* field[0] = reference */
   3,   /* field[3] = scheme */
   1,   /* field[1] = version */
@@ -2870,7 +2883,7 @@ static const unsigned hsmbridge__host__v1__sign_request__field_indices_by_name[]
 static const ProtobufCIntRange hsmbridge__host__v1__sign_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__sign_request__descriptor =
 {
@@ -2880,7 +2893,7 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__sign_request__descriptor =
   "Hsmbridge__Host__V1__SignRequest",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__SignRequest),
-  4,
+  5,
   hsmbridge__host__v1__sign_request__field_descriptors,
   hsmbridge__host__v1__sign_request__field_indices_by_name,
   1,  hsmbridge__host__v1__sign_request__number_ranges,
@@ -3883,7 +3896,7 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__wrapping_key_response__des
   (ProtobufCMessageInit) hsmbridge__host__v1__wrapping_key_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__import_masked_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__import_masked_request__field_descriptors[7] =
 {
   {
     "reference",
@@ -3933,8 +3946,47 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__import_masked_request
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "key_type",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__ImportMaskedRequest, key_type),
+    &hsmbridge__host__v1__key_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bits",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__ImportMaskedRequest, bits),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "curve",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__ImportMaskedRequest, curve),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hsmbridge__host__v1__import_masked_request__field_indices_by_name[] = {
+  5,   /* field[5] = bits */
+  6,   /* field[6] = curve */
+  4,   /* field[4] = key_type */
   2,   /* field[2] = ops */
   0,   /* field[0] = reference */
   3,   /* field[3] = session */
@@ -3943,7 +3995,7 @@ static const unsigned hsmbridge__host__v1__import_masked_request__field_indices_
 static const ProtobufCIntRange hsmbridge__host__v1__import_masked_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__import_masked_request__descriptor =
 {
@@ -3953,7 +4005,7 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__import_masked_request__des
   "Hsmbridge__Host__V1__ImportMaskedRequest",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__ImportMaskedRequest),
-  4,
+  7,
   hsmbridge__host__v1__import_masked_request__field_descriptors,
   hsmbridge__host__v1__import_masked_request__field_indices_by_name,
   1,  hsmbridge__host__v1__import_masked_request__number_ranges,
@@ -4126,7 +4178,7 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__agree_request__descriptor 
   (ProtobufCMessageInit) hsmbridge__host__v1__agree_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hsmbridge__host__v1__derive_request__field_descriptors[7] =
+static const ProtobufCFieldDescriptor hsmbridge__host__v1__derive_request__field_descriptors[8] =
 {
   {
     "reference",
@@ -4212,11 +4264,24 @@ static const ProtobufCFieldDescriptor hsmbridge__host__v1__derive_request__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "kdf",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hsmbridge__Host__V1__DeriveRequest, kdf),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hsmbridge__host__v1__derive_request__field_indices_by_name[] = {
   2,   /* field[2] = hash */
   4,   /* field[4] = info */
   1,   /* field[1] = input_blob */
+  7,   /* field[7] = kdf */
   6,   /* field[6] = output_bits */
   5,   /* field[5] = output_type */
   0,   /* field[0] = reference */
@@ -4225,7 +4290,7 @@ static const unsigned hsmbridge__host__v1__derive_request__field_indices_by_name
 static const ProtobufCIntRange hsmbridge__host__v1__derive_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor hsmbridge__host__v1__derive_request__descriptor =
 {
@@ -4235,7 +4300,7 @@ const ProtobufCMessageDescriptor hsmbridge__host__v1__derive_request__descriptor
   "Hsmbridge__Host__V1__DeriveRequest",
   "hsmbridge.host.v1",
   sizeof(Hsmbridge__Host__V1__DeriveRequest),
-  7,
+  8,
   hsmbridge__host__v1__derive_request__field_descriptors,
   hsmbridge__host__v1__derive_request__field_indices_by_name,
   1,  hsmbridge__host__v1__derive_request__number_ranges,

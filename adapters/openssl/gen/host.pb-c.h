@@ -379,10 +379,18 @@ struct  Hsmbridge__Host__V1__SignRequest
   char *version;
   ProtobufCBinaryData digest;
   Hsmbridge__Host__V1__SignatureScheme *scheme;
+  /*
+   * The message the digest was computed from, when the provider hashed it
+   * in this process and it is at most 16 KiB (TLS handshakes, certificates,
+   * CSRs); empty otherwise. Backends that hash in the device (the
+   * Integrated HSM's RSA PKCS#1 v1.5) sign it; hsmhost checks that it
+   * hashes to the digest first.
+   */
+  ProtobufCBinaryData message;
 };
 #define HSMBRIDGE__HOST__V1__SIGN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__sign_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, NULL, {0,NULL} }
 
 
 struct  Hsmbridge__Host__V1__SignResponse
@@ -657,10 +665,18 @@ struct  Hsmbridge__Host__V1__ImportMaskedRequest
   size_t n_ops;
   char **ops;
   protobuf_c_boolean session;
+  /*
+   * What the application says the wrapped key is (openssl genpkey's
+   * -algorithm, rsa_keygen_bits, group); the backend refuses a key that
+   * is not. KEY_TYPE_UNSPECIFIED: not said.
+   */
+  Hsmbridge__Host__V1__KeyType key_type;
+  int32_t bits;
+  char *curve;
 };
 #define HSMBRIDGE__HOST__V1__IMPORT_MASKED_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__import_masked_request__descriptor) \
-    , (char *)protobuf_c_empty_string, {0,NULL}, 0,NULL, 0 }
+    , (char *)protobuf_c_empty_string, {0,NULL}, 0,NULL, 0, HSMBRIDGE__HOST__V1__KEY_TYPE__KEY_TYPE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Hsmbridge__Host__V1__MaskedKeyResponse
@@ -731,10 +747,15 @@ struct  Hsmbridge__Host__V1__DeriveRequest
    */
   char *output_type;
   int32_t output_bits;
+  /*
+   * "hkdf" (also when empty) or "kbkdf" (SP 800-108 counter mode with an
+   * HMAC PRF; salt is the label and info the context, as in OpenSSL's KBKDF).
+   */
+  char *kdf;
 };
 #define HSMBRIDGE__HOST__V1__DERIVE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hsmbridge__host__v1__derive_request__descriptor) \
-    , (char *)protobuf_c_empty_string, {0,NULL}, HSMBRIDGE__HOST__V1__HASH__HASH_UNSPECIFIED, {0,NULL}, {0,NULL}, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, {0,NULL}, HSMBRIDGE__HOST__V1__HASH__HASH_UNSPECIFIED, {0,NULL}, {0,NULL}, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 /*

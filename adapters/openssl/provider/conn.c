@@ -899,7 +899,8 @@ Hsmbridge__Host__V1__Response *hb_get_key(HB_PROV_CTX *provctx,
 
 int hb_sign_digest(HB_PROV_CTX *provctx, const char *reference,
                    const char *version, const unsigned char *digest,
-                   size_t digest_len,
+                   size_t digest_len, const unsigned char *message,
+                   size_t message_len,
                    const Hsmbridge__Host__V1__SignatureScheme *scheme,
                    unsigned char *sig, size_t *siglen, size_t sigsize,
                    HB_TIMING *timing)
@@ -913,6 +914,10 @@ int hb_sign_digest(HB_PROV_CTX *provctx, const char *reference,
     s.version = (char *)(version != NULL ? version : "");
     s.digest.data = (uint8_t *)digest;
     s.digest.len = digest_len;
+    if (message != NULL) {
+        s.message.data = (uint8_t *)message;
+        s.message.len = message_len;
+    }
     s.scheme = (Hsmbridge__Host__V1__SignatureScheme *)scheme;
     req.op_case = HSMBRIDGE__HOST__V1__REQUEST__OP_SIGN;
     req.sign = &s;

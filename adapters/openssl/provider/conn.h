@@ -72,10 +72,13 @@ void hb_masked_restore(Hsmbridge__Host__V1__Request *req, HB_MASKED_SWAP *swap);
 Hsmbridge__Host__V1__Response *hb_get_key(HB_PROV_CTX *provctx,
                                           const char *reference);
 
-/* Sign a digest with the key; writes at most sigsize bytes. */
+/* Sign a digest with the key; writes at most sigsize bytes. message, when
+ * not NULL, is what the digest was computed from (for backends that hash in
+ * the device); hsmhost checks that it hashes to the digest. */
 int hb_sign_digest(HB_PROV_CTX *provctx, const char *reference,
                    const char *version, const unsigned char *digest,
-                   size_t digest_len,
+                   size_t digest_len, const unsigned char *message,
+                   size_t message_len,
                    const Hsmbridge__Host__V1__SignatureScheme *scheme,
                    unsigned char *sig, size_t *siglen, size_t sigsize,
                    HB_TIMING *timing);

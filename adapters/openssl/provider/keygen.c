@@ -614,6 +614,20 @@ static HB_KEY *import_key(HB_PROV_CTX *provctx, const struct hb_mgen *mg,
     im.n_ops = 1;
     im.ops = ops;
     im.session = mg->session != 0;
+    /* What the command line says the key is, so that the backend (the
+     * device) enforces it too; what the file holds where it says nothing. */
+    im.key_type = kt == HB_KT_EC ? HSMBRIDGE__HOST__V1__KEY_TYPE__KEY_TYPE_EC
+                                  : HSMBRIDGE__HOST__V1__KEY_TYPE__KEY_TYPE_RSA;
+    if (kt == HB_KT_EC) {
+        char group[64];
+
+        if (mg->group != NULL)
+            im.curve = (char *)curve_of(mg->group, NULL);
+        else if (EVP_PKEY_get_group_name(pkey, group, sizeof(group), NULL))
+            im.curve = (char *)curve_of(group, NULL);
+    } else {
+        im.bits = mg->bits != 0 ? mg->bits : EVP_PKEY_get_bits(pkey);
+    }
     req.op_case = HSMBRIDGE__HOST__V1__REQUEST__OP_IMPORT_MASKED;
     req.import_masked = &im;
     HB_DEBUG("importing %s (%s, %d bits) as a %s key for %s", mg->input_key,

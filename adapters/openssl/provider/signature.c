@@ -1,10 +1,14 @@
 /*
  * RSA (PKCS#1 v1.5, PSS) and ECDSA signatures.
  *
- * Signing sends only a digest to the host: digest-sign contexts hash
- * locally with an EVP_MD from the private library context and the host gets
- * the final digest with a fully resolved SignatureScheme (OpenSSL's salt
- * length keywords are turned into a byte count here). Verification never
+ * Signing sends a digest to the host: digest-sign contexts hash locally
+ * with an EVP_MD from the private library context and the host gets the
+ * final digest with a fully resolved SignatureScheme (OpenSSL's salt length
+ * keywords are turned into a byte count here). An RSA digest-sign context
+ * also keeps the message while it is small (HB_MAX_SIGN_MESSAGE: TLS
+ * handshakes, certificates, CSRs) and sends it with a PKCS#1 v1.5 digest,
+ * because the Integrated HSM signs PKCS#1 v1.5 only over a message it hashes
+ * itself; other backends ignore it. Verification never
  * leaves the process: it runs on the key's public EVP_PKEY with the default
  * provider.
  *
@@ -23,6 +27,7 @@
 #include "provider.h"
 
 #define HB_MAX_DIGEST 64
+#define HB_MAX_SIGN_MESSAGE (16 * 1024) /* hsmhost's limit too */
 
 typedef struct {
     HB_PROV_CTX *provctx;
@@ -34,6 +39,10 @@ typedef struct {
     int saltlen;        /* RSA_PSS_SALTLEN_* or a byte count */
     EVP_MD *mgf1md;     /* NULL: same as md */
     EVP_MD_CTX *mdctx;  /* digest-sign/verify in progress */
+    unsigned char *msg; /* RSA digest-sign: the message so far, or NULL */
+    size_t msglen;
+    int keep_msg;       /* keeping it: RSA digest-sign, not yet too long */
+    int send_msg;       /* sig_sign called from digest_sign_final */
     HB_TIMING last;     /* timing of the last host request */
 } HB_SIG_CTX;
 
@@ -102,7 +111,16 @@ static void sig_freectx(void *vctx)
     EVP_MD_free(ctx->md);
     EVP_MD_free(ctx->mgf1md);
     EVP_MD_CTX_free(ctx->mdctx);
+    OPENSSL_free(ctx->msg);
     free(ctx);
+}
+
+static void drop_message(HB_SIG_CTX *ctx)
+{
+    OPENSSL_free(ctx->msg);
+    ctx->msg = NULL;
+    ctx->msglen = 0;
+    ctx->keep_msg = 0;
 }
 
 static void *sig_dupctx(void *vctx)
@@ -114,6 +132,12 @@ static void *sig_dupctx(void *vctx)
         return NULL;
     *ctx = *src;
     ctx->mdctx = NULL;
+    ctx->msg = NULL;
+    if (src->msg != NULL) {
+        ctx->msg = OPENSSL_memdup(src->msg, src->msglen);
+        if (ctx->msg == NULL)
+            ctx->keep_msg = 0, ctx->msglen = 0;
+    }
     if (ctx->key != NULL)
         hb_key_up_ref(ctx->key);
     if (ctx->md != NULL)
@@ -192,6 +216,7 @@ static int sig_init(void *vctx, void *vkey, const OSSL_PARAM params[],
     ctx->operation = operation;
     EVP_MD_CTX_free(ctx->mdctx);
     ctx->mdctx = NULL;
+    drop_message(ctx);
     return sig_set_ctx_params(ctx, params);
 }
 
@@ -302,7 +327,7 @@ static int sig_sign(void *vctx, unsigned char *sig, size_t *siglen,
     Hsmbridge__Host__V1__SignatureScheme scheme =
         HSMBRIDGE__HOST__V1__SIGNATURE_SCHEME__INIT;
     size_t maxsize;
-    int salt;
+    int salt, send_msg = 0;
 
     if (ctx == NULL || ctx->key == NULL || ctx->operation != EVP_PKEY_OP_SIGN) {
         HB_RAISE(ctx ? ctx->provctx : NULL, HB_R_OPERATION_NOT_INITIALIZED,
@@ -356,13 +381,15 @@ static int sig_sign(void *vctx, unsigned char *sig, size_t *siglen,
         }
     } else {
         scheme.padding = HSMBRIDGE__HOST__V1__SIGNATURE_PADDING__SIGNATURE_PADDING_PKCS1V15;
+        send_msg = ctx->send_msg && ctx->keep_msg;
     }
     HB_DEBUG("sign %s: padding=%d hash=%d salt=%d mgf1=%d digest=%zu bytes",
              ctx->key->reference, scheme.padding, scheme.hash,
              scheme.salt_length, scheme.mgf1_hash, tbslen);
     return hb_sign_digest(ctx->provctx, ctx->key->reference, ctx->key->version,
-                          tbs, tbslen, &scheme, sig, siglen, sigsize,
-                          &ctx->last);
+                          tbs, tbslen, send_msg ? ctx->msg : NULL,
+                          send_msg ? ctx->msglen : 0, &scheme, sig, siglen,
+                          sigsize, &ctx->last);
 }
 
 static int sig_verify(void *vctx, const unsigned char *sig, size_t siglen,
@@ -394,6 +421,8 @@ static int digest_init(void *vctx, const char *mdname, void *vkey,
         return 0;
     if (!set_digest(ctx, mdname != NULL && *mdname ? mdname : "SHA256"))
         return 0;
+    drop_message(ctx);
+    ctx->keep_msg = ctx->alg == HB_KT_RSA && operation == EVP_PKEY_OP_SIGN;
     ctx->mdctx = EVP_MD_CTX_new();
     if (ctx->mdctx == NULL || !EVP_DigestInit_ex2(ctx->mdctx, ctx->md, NULL)) {
         EVP_MD_CTX_free(ctx->mdctx);
@@ -422,6 +451,18 @@ static int digest_update(void *vctx, const unsigned char *data, size_t len)
 
     if (ctx == NULL || ctx->mdctx == NULL)
         return 0;
+    if (ctx->keep_msg) {
+        unsigned char *grown = NULL;
+
+        if (len <= HB_MAX_SIGN_MESSAGE - ctx->msglen
+            && (grown = OPENSSL_realloc(ctx->msg, ctx->msglen + len + 1)) != NULL) {
+            memcpy(grown + ctx->msglen, data, len);
+            ctx->msg = grown;
+            ctx->msglen += len;
+        } else {
+            drop_message(ctx); /* too long to send: digest only */
+        }
+    }
     return EVP_DigestUpdate(ctx->mdctx, data, len);
 }
 
@@ -444,9 +485,14 @@ static int digest_sign_final(void *vctx, unsigned char *sig, size_t *siglen,
 
     if (sig == NULL)
         return sig_sign(vctx, NULL, siglen, sigsize, NULL, 0);
+    int ok;
+
     if (!digest_final(ctx, md, &mdlen))
         return 0;
-    return sig_sign(vctx, sig, siglen, sigsize, md, mdlen);
+    ctx->send_msg = 1;
+    ok = sig_sign(vctx, sig, siglen, sigsize, md, mdlen);
+    ctx->send_msg = 0;
+    return ok;
 }
 
 static int digest_verify_final(void *vctx, const unsigned char *sig,

@@ -812,10 +812,13 @@ func (x *SignatureScheme) GetMgf1Hash() string {
 }
 
 type SignRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *KeyID                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Digest        []byte                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
-	Scheme        *SignatureScheme       `protobuf:"bytes,3,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Key    *KeyID                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Digest []byte                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	Scheme *SignatureScheme       `protobuf:"bytes,3,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// Set by SignMessage: the message the digest was computed from, for
+	// backends that hash in the device.
+	Message       []byte `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -867,6 +870,13 @@ func (x *SignRequest) GetDigest() []byte {
 func (x *SignRequest) GetScheme() *SignatureScheme {
 	if x != nil {
 		return x.Scheme
+	}
+	return nil
+}
+
+func (x *SignRequest) GetMessage() []byte {
+	if x != nil {
+		return x.Message
 	}
 	return nil
 }
@@ -1187,7 +1197,7 @@ func (x *AgreeRequest) GetPeerPublicKeyDer() []byte {
 type DeriveRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Input         *MaskedKey             `protobuf:"bytes,1,opt,name=input,proto3" json:"input,omitempty"`
-	Kdf           string                 `protobuf:"bytes,2,opt,name=kdf,proto3" json:"kdf,omitempty"`   // "hkdf"
+	Kdf           string                 `protobuf:"bytes,2,opt,name=kdf,proto3" json:"kdf,omitempty"`   // "hkdf" or "kbkdf"
 	Hash          string                 `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"` // "sha256", ...
 	Salt          []byte                 `protobuf:"bytes,4,opt,name=salt,proto3" json:"salt,omitempty"`
 	Info          []byte                 `protobuf:"bytes,5,opt,name=info,proto3" json:"info,omitempty"`
@@ -1841,10 +1851,14 @@ func (x *WrappingKey) GetAlgorithm() string {
 }
 
 type ImportMaskedRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Wrapped       []byte                 `protobuf:"bytes,1,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
-	Ops           []string               `protobuf:"bytes,2,rep,name=ops,proto3" json:"ops,omitempty"`
-	Session       string                 `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Wrapped []byte                 `protobuf:"bytes,1,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
+	Ops     []string               `protobuf:"bytes,2,rep,name=ops,proto3" json:"ops,omitempty"`
+	Session string                 `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	// What the caller says the wrapped key is; empty/0 when not said.
+	KeyType       string `protobuf:"bytes,4,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
+	Bits          int32  `protobuf:"varint,5,opt,name=bits,proto3" json:"bits,omitempty"`
+	Curve         string `protobuf:"bytes,6,opt,name=curve,proto3" json:"curve,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1896,6 +1910,27 @@ func (x *ImportMaskedRequest) GetOps() []string {
 func (x *ImportMaskedRequest) GetSession() string {
 	if x != nil {
 		return x.Session
+	}
+	return ""
+}
+
+func (x *ImportMaskedRequest) GetKeyType() string {
+	if x != nil {
+		return x.KeyType
+	}
+	return ""
+}
+
+func (x *ImportMaskedRequest) GetBits() int32 {
+	if x != nil {
+		return x.Bits
+	}
+	return 0
+}
+
+func (x *ImportMaskedRequest) GetCurve() string {
+	if x != nil {
+		return x.Curve
 	}
 	return ""
 }
@@ -2144,11 +2179,12 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vsalt_length\x18\x02 \x01(\x05R\n" +
 	"saltLength\x12\x1b\n" +
-	"\tmgf1_hash\x18\x03 \x01(\tR\bmgf1Hash\"\x93\x01\n" +
+	"\tmgf1_hash\x18\x03 \x01(\tR\bmgf1Hash\"\xad\x01\n" +
 	"\vSignRequest\x12-\n" +
 	"\x03key\x18\x01 \x01(\v2\x1b.hsmbridge.backend.v1.KeyIDR\x03key\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\fR\x06digest\x12=\n" +
-	"\x06scheme\x18\x03 \x01(\v2%.hsmbridge.backend.v1.SignatureSchemeR\x06scheme\"K\n" +
+	"\x06scheme\x18\x03 \x01(\v2%.hsmbridge.backend.v1.SignatureSchemeR\x06scheme\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\fR\amessage\"K\n" +
 	"\fSignResponse\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x1d\n" +
 	"\n" +
@@ -2211,11 +2247,14 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\x18ImportWrappingKeyRequest\"Q\n" +
 	"\vWrappingKey\x12$\n" +
 	"\x0epublic_key_der\x18\x01 \x01(\fR\fpublicKeyDer\x12\x1c\n" +
-	"\talgorithm\x18\x02 \x01(\tR\talgorithm\"[\n" +
+	"\talgorithm\x18\x02 \x01(\tR\talgorithm\"\xa0\x01\n" +
 	"\x13ImportMaskedRequest\x12\x18\n" +
 	"\awrapped\x18\x01 \x01(\fR\awrapped\x12\x10\n" +
 	"\x03ops\x18\x02 \x03(\tR\x03ops\x12\x18\n" +
-	"\asession\x18\x03 \x01(\tR\asession\"-\n" +
+	"\asession\x18\x03 \x01(\tR\asession\x12\x19\n" +
+	"\bkey_type\x18\x04 \x01(\tR\akeyType\x12\x12\n" +
+	"\x04bits\x18\x05 \x01(\x05R\x04bits\x12\x14\n" +
+	"\x05curve\x18\x06 \x01(\tR\x05curve\"-\n" +
 	"\x11EndSessionRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\"\x14\n" +
 	"\x12EndSessionResponse\"c\n" +
