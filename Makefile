@@ -8,26 +8,32 @@ MODULES   := $(BUILD)/ossl-modules
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build deps provider go-binaries c-tools test test-unit demo demo-mhsm bench bench-mhsm proto clean install
+.PHONY: all build deps provider go-binaries c-tools test test-unit demo demo-mhsm demo-azihsm bench bench-mhsm proto clean install
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
-build: deps provider go-binaries c-tools
+build: deps provider go-binaries c-tools emulator
 
 go-binaries:
 	@mkdir -p $(BUILD)/bin $(BUILD)/plugins
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/bin/hsmhost ./cmd/hsmhost
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-simulator ./plugins/simulator/cmd/hsmbridge-simulator
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-mhsm ./plugins/mhsm/cmd/hsmbridge-mhsm
+	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-azihsm ./plugins/azihsm-device/cmd/hsmbridge-azihsm
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/bin/mhsm-standin ./cmd/mhsm-standin
 
 # The provider module (C): one object installed as hsmbridge.so,
 # akv_provider.so and azihsm_provider.so.
 include adapters/openssl/Makefile.inc
 provider: ossl-modules
+
+# The emulated Integrated HSM device (testdoubles/azihsm-emulator): the
+# library the device backend loads in tests and demos, in place of the
+# device's libazihsm_api_native.so.
+include testdoubles/azihsm-emulator/Makefile.inc
 
 # C programs that drive libcrypto: the benchmark and the threads+fork check.
 include bench/Makefile.inc
@@ -59,6 +65,11 @@ demo: build
 # pointed at the local stand-in (examples/config/mhsm-standin.hcl).
 demo-mhsm: build
 	@scripts/demo-mhsm.sh
+
+# The Integrated HSM seed's flows with azihsm:// routed by config to the
+# device backend on the emulated device (examples/config/azihsm-emulator.hcl).
+demo-azihsm: build
+	@scripts/demo-azihsm.sh
 
 bench: build
 	@scripts/bench.sh
