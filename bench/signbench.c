@@ -299,6 +299,7 @@ int main(int argc, char **argv)
     const char *module = "build/ossl-modules", *name = "hsmbridge";
     const char *rsa_ref = "managedhsm:MyHSM:bench-rsa2048";
     const char *ec_ref = "managedhsm:MyHSM:bench-p256";
+    const char *label = "hsmbridge";
     char *tlist = strdup("1,4"), *tok, *save = NULL;
     double seconds = 2;
     int threads[16], nthreads = 0, opt, i, j, failed = 0;
@@ -306,13 +307,14 @@ int main(int argc, char **argv)
     RESULT base[16][2];
     int want[2] = { 1, 1 }; /* RSA-2048, P-256 */
 
-    while ((opt = getopt(argc, argv, "m:p:r:e:s:t:a:h")) != -1) {
+    while ((opt = getopt(argc, argv, "m:p:r:e:s:t:a:l:h")) != -1) {
         switch (opt) {
         case 'm': module = optarg; break;
         case 'p': name = optarg; break;
         case 'r': rsa_ref = optarg; break;
         case 'e': ec_ref = optarg; break;
         case 's': seconds = atof(optarg); break;
+        case 'l': label = optarg; break;
         case 't': free(tlist); tlist = strdup(optarg); break;
         case 'a':
             want[0] = strstr(optarg, "RSA-2048") != NULL;
@@ -324,7 +326,8 @@ int main(int argc, char **argv)
             break;
         default:
             fprintf(stderr, "usage: %s [-m module] [-p name] [-r rsa-ref] "
-                    "[-e ec-ref] [-s seconds] [-t 1,4] [-a RSA-2048,P-256]\n",
+                    "[-e ec-ref] [-s seconds] [-t 1,4] [-a RSA-2048,P-256] "
+                    "[-l label]\n",
                     argv[0]);
             return 2;
         }
@@ -361,11 +364,11 @@ int main(int argc, char **argv)
     memset(targets, 0, sizeof(targets));
     if (want[0]) {
         targets[0] = (TARGET){ "default-file", "RSA-2048", file_key("RSA-2048") };
-        targets[1] = (TARGET){ "hsmbridge", "RSA-2048", load_ref(rsa_ref) };
+        targets[1] = (TARGET){ label, "RSA-2048", load_ref(rsa_ref) };
     }
     if (want[1]) {
         targets[2] = (TARGET){ "default-file", "P-256", file_key("P-256") };
-        targets[3] = (TARGET){ "hsmbridge", "P-256", load_ref(ec_ref) };
+        targets[3] = (TARGET){ label, "P-256", load_ref(ec_ref) };
     }
     for (i = 0; i < 4; i++)
         if (want[i / 2] && targets[i].key == NULL)

@@ -275,6 +275,9 @@ func (s *suite) testKeys(t *testing.T) {
 			}
 			s.twoVer = &[2]core.KeyInfo{v1, v2}
 		})
+	} else if m, ok := s.b.(ports.MaskedKeyMaker); ok && (s.desc.Supports(core.OpGenerateMasked) || s.desc.Supports(core.OpImportMasked)) {
+		t.Logf("create_key not declared: testing with masked keys the backend makes, and the %d key(s) of Config.Keys", len(s.cfg.Keys))
+		s.testMaskedKeys(t, m)
 	} else {
 		t.Logf("create_key not declared: using the %d key(s) of Config.Keys only", len(s.cfg.Keys))
 	}
@@ -404,8 +407,7 @@ func (s *suite) testSign(t *testing.T) {
 			// SHA-256); other pairs may be refused, but only as unsupported.
 			mayRefuse := scheme.Padding == core.PaddingECDSA && scheme.Hash != naturalHash(k.info.Curve)
 			t.Run(k.info.ID.Name+"/"+name, func(t *testing.T) {
-				d := randomDigest(scheme.Hash)
-				sig, err := signer.Sign(s.ctx(t), k.info.ID, d, scheme)
+				d, sig, err := s.signOne(t, signer, k.info.ID, scheme)
 				if err != nil {
 					if mayRefuse && errors.Is(err, core.ErrUnsupported) {
 						t.Skipf("%s with %s refused as unsupported: %v", name, k.info.Curve, err)
@@ -630,7 +632,7 @@ func (s *suite) testRefusals(t *testing.T) {
 		if !ok {
 			t.Skip("no declared RSA signature scheme")
 		}
-		_, err := signer.Sign(s.ctx(t), s.decOnly.ID, randomDigest(sc.Hash), sc)
+		_, _, err := s.signOne(t, signer, s.decOnly.ID, sc)
 		expectKind(t, "Sign with a key that allows only "+fmt.Sprint(s.decOnly.Usages), err, core.ErrOperationNotAllowed)
 	})
 	t.Run("wrong_key_family", func(t *testing.T) {
@@ -802,6 +804,13 @@ func (s *suite) testOperations(t *testing.T) {
 			}
 			_, err = m.MAC(ctx, missing, core.SHA256, []byte("data"))
 			return true, err
+		case core.OpSignMessage:
+			m, ok := s.b.(ports.MessageSigner)
+			if !ok {
+				return false, nil
+			}
+			_, err = m.SignMessage(ctx, missing, []byte("data"), core.SignatureScheme{Padding: core.PaddingPKCS1v15, Hash: core.SHA256})
+			return true, err
 		case core.OpGenerateMasked:
 			m, ok := s.b.(ports.MaskedKeyMaker)
 			if !ok {
@@ -820,7 +829,7 @@ func (s *suite) testOperations(t *testing.T) {
 			if _, err = m.ImportWrappingKey(ctx); err != nil {
 				return true, err
 			}
-			_, _, err = m.ImportMasked(ctx, []byte("not a wrapped key"), core.KeySpec{Usages: []core.KeyUsage{core.UsageSign}}, "")
+			_, _, err = m.ImportMasked(ctx, []byte("not a wrapped key"), core.KeySpec{Type: core.KeyTypeRSA, Bits: 2048, Usages: []core.KeyUsage{core.UsageSign}}, "")
 			if err == nil {
 				t.Errorf("ImportMasked accepted bytes that are no wrapped key")
 			}
@@ -872,7 +881,7 @@ func (s *suite) testOperations(t *testing.T) {
 					if err != nil {
 						t.Errorf("%s: %v", op, err)
 					}
-				case core.OpDeleteKey, core.OpSign, core.OpDecrypt, core.OpWrapKey, core.OpUnwrapKey, core.OpMask, core.OpMAC:
+				case core.OpDeleteKey, core.OpSign, core.OpSignMessage, core.OpDecrypt, core.OpWrapKey, core.OpUnwrapKey, core.OpMask, core.OpMAC:
 					expectKind(t, string(op)+" of a key that does not exist", err, core.ErrNotFound)
 				}
 				return

@@ -1588,8 +1588,7 @@ type SignRequest struct {
 	Digest  []byte           `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
 	Scheme  *SignatureScheme `protobuf:"bytes,4,opt,name=scheme,proto3" json:"scheme,omitempty"`
 	// The message the digest was computed from, when the provider hashed it
-	// in this process and it is at most 16 KiB (TLS handshakes, certificates,
-	// CSRs); empty otherwise. Backends that hash in the device (the
+	// in this process and it is at most 900 KiB (one frame); empty otherwise. Backends that hash in the device (the
 	// Integrated HSM's RSA PKCS#1 v1.5) sign it; hsmhost checks that it
 	// hashes to the digest first.
 	Message       []byte `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`

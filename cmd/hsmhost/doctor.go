@@ -114,6 +114,10 @@ func doctorNamespace(ctx context.Context, c *hostclient.Client, ns string, w io.
 		}
 		r.check(ch.GetName(), err, ch.GetDetail(), ch.GetFix())
 	}
+	if strings.HasPrefix(ns, string(core.SchemeAzIHSM)) {
+		fmt.Fprintf(w, "  masked keys are the applications' files: check one with openssl storeutl -provider azihsm_provider \"azihsm://<file>;type=ec\"\n")
+		return r.failed
+	}
 	keys, err := c.ListKeys(ctx, ns+":")
 	if err != nil {
 		r.check("key listing", err, "", "")

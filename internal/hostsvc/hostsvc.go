@@ -335,7 +335,7 @@ func (s *Service) Sign(ctx context.Context, ref, version string, digest []byte, 
 }
 
 // maxSignMessage bounds the message a provider may send with a digest.
-const maxSignMessage = 16 << 10
+const maxSignMessage = 900 << 10
 
 // SignWithMessage signs digest, or, where the backend signs whole messages
 // (ports.MessageSigner) and the provider sent the message, the message
@@ -457,6 +457,10 @@ type Diagnosis struct {
 // "managedhsm:MyHSM" or "managedhsm:MyHSM:") to check itself.
 func (s *Service) Diagnose(ctx context.Context, namespaceRef string) (Diagnosis, error) {
 	probe := strings.TrimSuffix(namespaceRef, ":") + ":hsmbridge-doctor"
+	if strings.HasPrefix(namespaceRef, string(core.SchemeAzIHSM)) {
+		// azihsm:// references have no namespace: the route is the scheme's.
+		probe = "azihsm://hsmbridge-doctor;type=ec"
+	}
 	r, err := core.ParseKeyRef(probe)
 	if err != nil || r.Version != "" {
 		return Diagnosis{}, core.Errorf(core.KindInvalidReference, "%q does not name a namespace; expected e.g. managedhsm:MyHSM", namespaceRef)

@@ -381,8 +381,7 @@ struct  Hsmbridge__Host__V1__SignRequest
   Hsmbridge__Host__V1__SignatureScheme *scheme;
   /*
    * The message the digest was computed from, when the provider hashed it
-   * in this process and it is at most 16 KiB (TLS handshakes, certificates,
-   * CSRs); empty otherwise. Backends that hash in the device (the
+   * in this process and it is at most 900 KiB (one frame); empty otherwise. Backends that hash in the device (the
    * Integrated HSM's RSA PKCS#1 v1.5) sign it; hsmhost checks that it
    * hashes to the digest first.
    */

@@ -5,12 +5,11 @@
  * with an EVP_MD from the private library context and the host gets the
  * final digest with a fully resolved SignatureScheme (OpenSSL's salt length
  * keywords are turned into a byte count here). An RSA digest-sign context
- * also keeps the message while it is small (HB_MAX_SIGN_MESSAGE: TLS
- * handshakes, certificates, CSRs) and sends it with a PKCS#1 v1.5 digest,
- * because the Integrated HSM signs PKCS#1 v1.5 only over a message it hashes
- * itself; other backends ignore it. Verification never
- * leaves the process: it runs on the key's public EVP_PKEY with the default
- * provider.
+ * also keeps the message while it fits in one frame (HB_MAX_SIGN_MESSAGE)
+ * and sends it with a PKCS#1 v1.5 digest, because the Integrated HSM signs
+ * PKCS#1 v1.5 only over a message it hashes itself; other backends ignore
+ * it. Verification never leaves the process: it runs on the key's public
+ * EVP_PKEY with the default provider.
  *
  * The AlgorithmIdentifier (needed by X.509/CSR signing and by TLS) comes
  * from a shadow verify context on the public key configured with the same
@@ -27,7 +26,7 @@
 #include "provider.h"
 
 #define HB_MAX_DIGEST 64
-#define HB_MAX_SIGN_MESSAGE (16 * 1024) /* hsmhost's limit too */
+#define HB_MAX_SIGN_MESSAGE (900 * 1024) /* hsmhost's limit too: one frame */
 
 typedef struct {
     HB_PROV_CTX *provctx;
