@@ -1064,7 +1064,8 @@ func encryptionVariants() []seedRow {
 
 // derivationVariants: ECDH on the other curves; HKDF with every digest,
 // AES sizes, salt and info, into the caller's buffer, from key octets; HMAC
-// with each digest; and the refusals.
+// with each digest, and with the upstream provider's key:<masked key file>;
+// KBKDF; and the refusals.
 func derivationVariants() []seedRow {
 	var rows []seedRow
 	for _, c := range []struct{ curve, key, row string }{
@@ -1142,7 +1143,85 @@ func derivationVariants() []seedRow {
 	rows = append(rows, seedRow{name: "azihsm/refuse-hmac-digest-mismatch", requires: []string{"azihsm/hkdf-hmac-sha384"}, setup: dataFiles,
 		cmd:   `openssl mac ${PROV} -macopt digest:SHA256 -macopt azihsm.key_file:./derived_hmac_key.bin -in data.bin HMAC`,
 		fails: []string{"derived_hmac_key.bin", "the MAC digest must be sha384, not sha256"}})
+
+	// The upstream provider's HMAC command (azihsm_ossl_mac.c: key names the
+	// masked key file), verbatim: the message is stdin, empty here. Not the
+	// HMAC keyed with the file's name, which the provider printed before.
+	hmac384 := hkdfParams{"SHA384", "000102030405060708090a0b0c", "f0f1f2f3f4f5f6f7f8f9", 384}
+	rows = append(rows,
+		seedRow{name: "azihsm/hmac-upstream-key-file", requires: []string{"azihsm/hkdf-hmac-sha384"},
+			cmd: upstreamHMAC,
+			check: func(t *testing.T, h *host, _ *seedRow, out string) {
+				if got := macLine(out); got == hmacHex([]byte("./derived_hmac_key.bin"), nil) {
+					t.Fatalf("printed the HMAC keyed with the file's name: %s", got)
+				} else if want := hmacHex(hmac384.key(t, seedECDH.secret(t, h)), nil); got != want {
+					t.Fatalf("openssl mac printed %s, from the peer's side %s", got, want)
+				}
+			}},
+		seedRow{name: "azihsm/hmac-key-file-sha512", requires: []string{"azihsm/hkdf-hmac-sha512"}, setup: dataFiles,
+			cmd:   `openssl mac ${PROV} -macopt digest:SHA512 -macopt key:./hmac_sha512.bin -in data.bin HMAC`,
+			check: macOutput(seedECDH, hkdfParams{"SHA512", "", "f0f1", 512})},
+		seedRow{name: "azihsm/refuse-hmac-key-file-missing", setup: dataFiles,
+			cmd:   `openssl mac ${PROV} -macopt digest:SHA384 -macopt key:./derived_hmac_key.bin -in data.bin HMAC`,
+			fails: []string{"masked key file ./derived_hmac_key.bin does not exist"}},
+		seedRow{name: "azihsm/refuse-hmac-key-file-under-hsmbridge", requires: []string{"azihsm/hkdf-hmac-sha384"}, setup: dataFiles,
+			cmd:   `openssl mac -propquery "?provider=hsmbridge" -provider default -provider hsmbridge -macopt digest:SHA384 -macopt key:./derived_hmac_key.bin -in data.bin HMAC`,
+			fails: []string{"HMAC key ./derived_hmac_key.bin names a file", "azihsm_provider"}},
+	)
+
+	// KBKDF (SP 800-108 counter mode, HMAC PRF) with the seed's HKDF
+	// parameter names; checked as HKDF is, with the test's KBKDF.
+	for _, k := range []struct {
+		p   kbkdfParams
+		typ string
+	}{
+		{kbkdfParams{"SHA256", "000102030405060708090a0b0c", "f0f1f2f3f4f5f6f7f8f9", 256}, "hmac"},
+		{kbkdfParams{"SHA384", "", "", 384}, "hmac"},
+		{kbkdfParams{"SHA512", "0a0b", "0c0d", 256}, "aes"},
+	} {
+		file := "kbkdf_" + k.typ + "_" + strings.ToLower(k.p.digest) + ".bin"
+		check := kbkdfHMACChecked(seedECDH, file, k.p)
+		if k.typ == "aes" {
+			check = kbkdfAESChecked(seedECDH, file, k.p)
+		}
+		rows = append(rows, seedRow{name: "azihsm/kbkdf-" + k.typ + "-" + strings.ToLower(k.p.digest), requires: ecdh, setup: dataFiles,
+			cmd: kbkdfCmd(k.p, k.typ, file, ""), check: check})
+	}
+	kb := kbkdfParams{"SHA256", "01", "02", 256}
+	rows = append(rows,
+		seedRow{name: "azihsm/refuse-kbkdf-feedback-mode", requires: ecdh,
+			cmd:   kbkdfCmd(kb, "hmac", "x.bin", " -kdfopt mode:feedback"),
+			fails: []string{"KBKDF from a masked key", "mode feedback is not supported"}, check: noFile("x.bin")},
+		seedRow{name: "azihsm/refuse-kbkdf-cmac", requires: ecdh,
+			cmd:   kbkdfCmd(kb, "aes", "x.bin", " -kdfopt mac:CMAC -kdfopt cipher:AES-256-CBC"),
+			fails: []string{"KBKDF from a masked key", "mac CMAC is not supported"}, check: noFile("x.bin")},
+		seedRow{name: "azihsm/refuse-kbkdf-without-l", requires: ecdh,
+			cmd:   kbkdfCmd(kb, "hmac", "x.bin", " -kdfopt use-l:0"),
+			fails: []string{"KBKDF from a masked key", "use-l:0 is not supported"}, check: noFile("x.bin")},
+	)
 	return rows
+}
+
+// kbkdfHMACChecked: the masked HMAC key KBKDF derived MACs data.bin in the
+// backend as the key the test's KBKDF derives from the peer's side.
+func kbkdfHMACChecked(s ecdhSide, file string, p kbkdfParams) func(*testing.T, *host, *seedRow, string) {
+	return func(t *testing.T, h *host, _ *seedRow, _ string) {
+		t.Helper()
+		checkBlobFile(t, h, file)
+		if got, want := backendMAC(t, h, p.digest, file), localMAC(t, h, p.digest, p.key(t, h, s.secret(t, h))); got != want {
+			t.Fatalf("HMAC-%s with the KBKDF key in the backend %s, from the peer's side %s", p.digest, got, want)
+		}
+	}
+}
+
+// kbkdfAESChecked: the masked AES key KBKDF derived wraps a known key in the
+// backend, and OpenSSL's default provider unwraps it with the peer side's.
+func kbkdfAESChecked(s ecdhSide, file string, p kbkdfParams) func(*testing.T, *host, *seedRow, string) {
+	return func(t *testing.T, h *host, _ *seedRow, _ string) {
+		t.Helper()
+		checkBlobFile(t, h, file)
+		wrapUnwrapCheck(t, h, file, p.key(t, h, s.secret(t, h)))
+	}
 }
 
 // storeAndEncoderVariants: URI forms and refusals, digests, encoders and the

@@ -300,10 +300,11 @@ func (c *Client) Agree(ctx context.Context, ref, version string, peerPublicKeyDE
 	return blob, err
 }
 
-// Derive runs HKDF in ref's backend over a masked input.
+// Derive runs p.KDF (HKDF when empty, or KBKDF) in ref's backend over a
+// masked input.
 func (c *Client) Derive(ctx context.Context, ref string, p core.DeriveParams) ([]byte, error) {
 	blob, _, err := maskedResult(c.Do(ctx, &hostapi.Request{Op: &hostapi.Request_Derive{Derive: &hostapi.DeriveRequest{
-		Reference: ref, InputBlob: p.Input, Hash: socketserver.HashToProto(p.Hash), Salt: p.Salt, Info: p.Info,
+		Reference: ref, InputBlob: p.Input, Kdf: p.KDF, Hash: socketserver.HashToProto(p.Hash), Salt: p.Salt, Info: p.Info,
 		OutputType: p.OutputType, OutputBits: int32(p.OutputBits)}}}))
 	return blob, err
 }

@@ -7,13 +7,15 @@ import (
 	"crypto/hmac"
 	"crypto/x509"
 	"encoding/json"
+	"hash"
 
 	"github.com/hsmbridge/hsmbridge/core"
 )
 
 // Key agreement, derivation and MACs, the Integrated HSM's chain: an ECDH
-// secret never leaves the backend in clear; HKDF turns it into an AES or
-// HMAC key, masked again; the HMAC key MACs only with its own hash.
+// secret never leaves the backend in clear; HKDF or KBKDF (kbkdf.go) turns
+// it into an AES or HMAC key, masked again; the HMAC key MACs only with its
+// own hash.
 
 // Agree runs ECDH between a deriveKey (keyAgreement) EC key and the peer's
 // public key, and returns the shared secret masked.
@@ -56,13 +58,25 @@ func (b *Backend) Agree(ctx context.Context, id core.KeyID, peerPublicKeyDER []b
 	return blob, err
 }
 
-// Derive runs HKDF over a masked secret and returns the derived key masked.
+// Derive runs HKDF (RFC 5869, extract and expand) or KBKDF (SP 800-108
+// counter mode, HMAC PRF; Salt is the label, Info the context) over a
+// masked secret and returns the derived key masked.
 func (b *Backend) Derive(ctx context.Context, params core.DeriveParams) (core.MaskedKey, error) {
-	if params.KDF != "hkdf" {
-		return nil, core.Errorf(core.KindUnsupported, "KDF %q is not supported (hkdf)", params.KDF)
+	var name string
+	var kdf func(h func() hash.Hash, secret, salt, info []byte, n int) ([]byte, error)
+	switch params.KDF {
+	case "hkdf":
+		name = "HKDF"
+		kdf = func(h func() hash.Hash, secret, salt, info []byte, n int) ([]byte, error) {
+			return hkdf.Key(h, secret, salt, string(info), n)
+		}
+	case "kbkdf":
+		name, kdf = "KBKDF", kbkdfCounter
+	default:
+		return nil, core.Errorf(core.KindUnsupported, "KDF %q is not supported (hkdf or kbkdf)", params.KDF)
 	}
 	if params.Hash != core.SHA256 && params.Hash != core.SHA384 && params.Hash != core.SHA512 {
-		return nil, core.Errorf(core.KindUnsupported, "HKDF with %s is not supported (SHA256, SHA384 or SHA512)", params.Hash)
+		return nil, core.Errorf(core.KindUnsupported, "%s with %s is not supported (SHA256, SHA384 or SHA512)", name, params.Hash)
 	}
 	in, err := b.openBlob(params.Input)
 	if err != nil {
@@ -72,7 +86,7 @@ func (b *Backend) Derive(ctx context.Context, params core.DeriveParams) (core.Ma
 	if len(in.Secret) == 0 || !containsUsage(in.Usages, core.UsageDeriveKey) {
 		return nil, core.Errorf(core.KindOperationNotAllowed, "the input key does not allow key derivation (it must be an ECDH secret or allow deriveKey)")
 	}
-	out := &maskedPayload{Session: in.Session, Bits: params.OutputBits, From: "HKDF-" + params.Hash.String()}
+	out := &maskedPayload{Session: in.Session, Bits: params.OutputBits, From: name + "-" + params.Hash.String()}
 	switch params.OutputType {
 	case "aes":
 		if params.OutputBits != 128 && params.OutputBits != 192 && params.OutputBits != 256 {
@@ -89,9 +103,9 @@ func (b *Backend) Derive(ctx context.Context, params core.DeriveParams) (core.Ma
 	default:
 		return nil, core.Errorf(core.KindInvalidInput, "derived key type %q is not aes or hmac", params.OutputType)
 	}
-	out.Secret, err = hkdf.Key(params.Hash.Crypto().New, in.Secret, params.Salt, string(params.Info), params.OutputBits/8)
+	out.Secret, err = kdf(params.Hash.Crypto().New, in.Secret, params.Salt, params.Info, params.OutputBits/8)
 	if err != nil {
-		return nil, core.Errorf(core.KindInvalidInput, "HKDF: %v", err)
+		return nil, core.Errorf(core.KindInvalidInput, "%s: %v", name, err)
 	}
 	defer clear(out.Secret)
 	blob, _, err := b.seal(out)

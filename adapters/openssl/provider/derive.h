@@ -1,15 +1,17 @@
 /*
- * ECDH, HKDF and HMAC on masked keys: the Integrated HSM seed's chain
+ * ECDH, HKDF, KBKDF and HMAC on masked keys: the Integrated HSM seed's chain
  *
- *   keyAgreement EC key --ECDH--> masked secret --HKDF--> masked AES / HMAC key
+ *   keyAgreement EC key --ECDH--> masked secret --HKDF/KBKDF--> masked AES /
+ *   HMAC key
  *
  * in which no secret ever reaches the application: each step sends a handle
  * or a masked blob to hsmhost and gets a masked blob (or, for HMAC, the MAC)
- * back. These algorithms are offered only under the azihsm name (masked
- * keys are that seed's model); with anything but masked keys (a local EC key,
- * a raw HKDF or HMAC key) they hand the work to OpenSSL's default provider
- * in the private library context, so an application that fetches them
- * without properties gets ordinary results.
+ * back. These algorithms are offered under the azihsm name (masked keys are
+ * that seed's model), HMAC also under the others as a guard that refuses
+ * masked keys (derive.c); with anything but masked keys (a local EC key, a
+ * raw KDF or HMAC key) they hand the work to OpenSSL's default provider in
+ * the private library context, so an application that fetches them without
+ * properties gets ordinary results.
  */
 #ifndef HSMBRIDGE_DERIVE_H
 #define HSMBRIDGE_DERIVE_H
@@ -21,10 +23,11 @@
 
 extern const OSSL_DISPATCH hb_ecdh_keyexch_functions[]; /* exchange_ecdh.c */
 extern const OSSL_DISPATCH hb_hkdf_kdf_functions[];     /* kdf_hkdf.c */
+extern const OSSL_DISPATCH hb_kbkdf_kdf_functions[];    /* kdf_kbkdf.c */
 extern const OSSL_DISPATCH hb_hmac_mac_functions[];     /* mac_hmac.c */
 
 /*
- * derive.c: fills provctx's keyexch/kdf/mac tables (empty unless loaded
+ * derive.c: fills provctx's keyexch/kdf/mac tables (only HMAC unless loaded
  * under the azihsm name); 0 only when out of memory.
  */
 int hb_derive_tables(HB_PROV_CTX *provctx);
@@ -39,7 +42,16 @@ void hb_derive_tables_free(HB_PROV_CTX *provctx);
 /* Length of the masked blob the last buffer-mode HKDF derive wrote. */
 #define HB_PARAM_BLOB_LEN "azihsm.blob_len"
 
-/* docs/MASKED_KEYS.md: every blob starts with this magic. */
+/* Loaded under the azihsm name (provider=azihsm): masked keys are ours. */
+static inline int hb_is_azihsm(const HB_PROV_CTX *provctx)
+{
+    return strcmp(provctx->propq, "provider=azihsm") == 0;
+}
+
+/*
+ * docs/MASKED_KEYS.md: every hsmbridge blob starts with this magic (another
+ * backend's blobs, the Integrated HSM device's, need not).
+ */
 #define HB_MASK_MAGIC "HSMBMASK"
 
 static inline int hb_is_masked_blob(const unsigned char *p, size_t len)

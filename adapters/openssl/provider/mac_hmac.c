@@ -1,24 +1,43 @@
 /*
- * HMAC with a masked HMAC key (one that HKDF made with derived_key_type
- * hmac, kdf_hkdf.c).
+ * HMAC with a masked HMAC key (one that HKDF or KBKDF made with
+ * derived_key_type hmac, kdf_masked.c), and, under every load name, the
+ * guard that keeps a masked key from being used as raw HMAC key bytes.
  *
- * The key is a masked blob: the file named by azihsm.key_file (the seed
- * names no parameter for it), or the blob itself as the key octets. init
- * reads the file and has hsmhost open the blob (OpenMaskedRequest, with the
- * file's azihsm:// URI as the reference, so the backend's errors name the
- * file); the data is collected here and sent in one MacRequest at final,
- * with the digest, which must be the key's kind (the backend refuses
+ * Under the azihsm name the key is a masked blob, given as
+ *   - key (OSSL_MAC_PARAM_KEY) naming the masked key file, as the upstream
+ *     Integrated HSM provider reads it (`-macopt key:./hmac_key.bin`; the
+ *     CLI passes the text's bytes): a key whose bytes name an existing
+ *     regular file is that file, whatever it holds (the Integrated HSM
+ *     device's blobs have a layout of their own); a key that reads as a
+ *     path (printable text with a '/') but names no file is refused, since
+ *     using it as key bytes would print a wrong MAC without an error;
+ *   - azihsm.key_file:<path>, our name from before upstream had one;
+ *   - the blob itself as the key octets (`-macopt hexkey:<blob>`), known
+ *     by its HSMBMASK magic.
+ * init reads the file and has hsmhost open the blob (OpenMaskedRequest,
+ * with the file's azihsm:// URI as the reference, so the backend's errors
+ * name the file); the data is collected here and sent in one MacRequest at
+ * final, with the digest, which must be the key's kind (the backend refuses
  * otherwise and names the key). There is no 1024-byte cap as in the seed's
  * unmerged code; the limit is hsmhost's frame (1 MiB), so messages over
  * HB_MAC_MAX_DATA are refused with a clear error rather than split.
  *
- * A raw key (not a masked blob) gets the default provider's HMAC in the
- * private library context, every parameter passed on: an unqualified
+ * Under the other names, masked keys are refused with an error that names
+ * the file and says to use azihsm_provider: a key with the magic, one that
+ * names an existing regular file, and azihsm.key_file.
+ *
+ * Any other key is raw: the default provider's HMAC in the private library
+ * context computes with it, every parameter passed on, so an unqualified
  * "HMAC" fetch that lands here (TLS PRFs when this provider is activated
- * first) computes exactly what OpenSSL computes.
+ * first) computes exactly what OpenSSL computes. Only a key of printable
+ * bytes (no control characters) is looked up as a file; TLS's random keys
+ * practically never are.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 
@@ -29,13 +48,22 @@
 /* One request carries the whole message; leave room in the 1 MiB frame. */
 #define HB_MAC_MAX_DATA (900u * 1024u)
 
+/* Where this context's key comes from; the last key parameter set wins. */
+typedef enum {
+    HB_KEY_NONE = 0,
+    HB_KEY_RAW,  /* raw bytes, given to the default provider's HMAC */
+    HB_KEY_BLOB, /* a masked blob given as the key octets */
+    HB_KEY_FILE  /* a masked key file: key_file, named by key_param */
+} hb_key_src;
+
 typedef struct {
     HB_PROV_CTX *provctx;
     char *digest;          /* as given */
-    char *key_file;        /* azihsm.key_file */
-    unsigned char *keyblob; /* a masked blob given as the key octets */
+    hb_key_src src;
+    char *key_file;        /* HB_KEY_FILE */
+    const char *key_param; /* HB_KEY_FILE: "key" or "azihsm.key_file" */
+    unsigned char *keyblob; /* HB_KEY_BLOB */
     size_t keyblob_len;
-    int raw_key_param;     /* a raw key was passed on to inner */
     int masked;            /* this init uses a masked key */
     char *reference;       /* the opened key: pinned reference ... */
     char *version;         /* ... and handle */
@@ -63,6 +91,17 @@ static void *hmac_newctx(void *provctx)
     return ctx;
 }
 
+static void clear_key(HB_HMAC_CTX *ctx)
+{
+    free(ctx->key_file);
+    OPENSSL_clear_free(ctx->keyblob, ctx->keyblob_len);
+    ctx->key_file = NULL;
+    ctx->key_param = NULL;
+    ctx->keyblob = NULL;
+    ctx->keyblob_len = 0;
+    ctx->src = HB_KEY_NONE;
+}
+
 static void hmac_freectx(void *vctx)
 {
     HB_HMAC_CTX *ctx = vctx;
@@ -70,8 +109,7 @@ static void hmac_freectx(void *vctx)
     if (ctx == NULL)
         return;
     free(ctx->digest);
-    free(ctx->key_file);
-    OPENSSL_clear_free(ctx->keyblob, ctx->keyblob_len);
+    clear_key(ctx);
     free(ctx->reference);
     free(ctx->version);
     free(ctx->opened_from);
@@ -93,7 +131,8 @@ static void *hmac_dupctx(void *vctx)
     if (ctx == NULL)
         return NULL;
     ctx->provctx = src->provctx;
-    ctx->raw_key_param = src->raw_key_param;
+    ctx->src = src->src;
+    ctx->key_param = src->key_param;
     ctx->masked = src->masked;
     if (!dup_str(&ctx->digest, src->digest)
         || !dup_str(&ctx->key_file, src->key_file)
@@ -135,6 +174,120 @@ static int set_str(HB_HMAC_CTX *ctx, const OSSL_PARAM *p, char **dst)
     return *dst != NULL;
 }
 
+static const char *name_of(const HB_HMAC_CTX *ctx)
+{
+    return ctx->provctx->name != NULL ? ctx->provctx->name : "this provider";
+}
+
+/* A masked key file from now on (the path is copied). */
+static int use_file(HB_HMAC_CTX *ctx, const char *path, const char *param)
+{
+    char *f = strdup(path);
+
+    if (f == NULL)
+        return 0;
+    clear_key(ctx);
+    ctx->key_file = f;
+    ctx->key_param = param;
+    ctx->src = HB_KEY_FILE;
+    return 1;
+}
+
+/*
+ * The key octets as a file name: a NUL-terminated copy when they could be
+ * one that is worth a look (no control characters, shorter than PATH_MAX),
+ * else NULL. *printable: every byte is printable ASCII.
+ */
+static char *as_path(const unsigned char *p, size_t n, int *printable)
+{
+    size_t i;
+    char *s;
+
+    *printable = 1;
+    if (p == NULL || n == 0 || n >= PATH_MAX)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            return NULL;
+        if (p[i] > 0x7e)
+            *printable = 0;
+    }
+    if ((s = malloc(n + 1)) != NULL) {
+        memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+#define HB_TO_AZIHSM "masked keys are used through the provider loaded as " \
+    "azihsm_provider (-provider azihsm_provider -macopt key:<masked key file>)"
+
+/*
+ * OSSL_MAC_PARAM_KEY: a masked blob, a masked key file, or raw bytes.
+ * Returns 1 for raw bytes (to pass on), 2 when taken as a masked key, 0 on
+ * a refusal (raised).
+ */
+static int set_key(HB_HMAC_CTX *ctx, const OSSL_PARAM *p)
+{
+    const unsigned char *k = p->data;
+    size_t n = p->data_size;
+    int azihsm = hb_is_azihsm(ctx->provctx), printable = 0, ret = 1;
+    struct stat st;
+    char *path;
+
+    if (hb_is_masked_blob(k, n)) {
+        unsigned char *b;
+
+        if (!azihsm) {
+            HB_RAISE(ctx->provctx, HB_R_INVALID_ARGUMENT,
+                     "the HMAC key is a masked key blob (HSMBMASK...), never "
+                     "key bytes: the module is loaded as %s; " HB_TO_AZIHSM,
+                     name_of(ctx));
+            return 0;
+        }
+        if ((b = OPENSSL_memdup(k, n)) == NULL)
+            return 0;
+        clear_key(ctx);
+        ctx->keyblob = b;
+        ctx->keyblob_len = n;
+        ctx->src = HB_KEY_BLOB;
+        return 2;
+    }
+    if ((path = as_path(k, n, &printable)) == NULL) {
+        ret = 1;
+    } else if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (azihsm) {
+            ret = use_file(ctx, path, OSSL_MAC_PARAM_KEY) ? 2 : 0;
+        } else {
+            HB_RAISE(ctx->provctx, HB_R_INVALID_ARGUMENT,
+                     "HMAC key %.200s names a file, so it is taken for a "
+                     "masked key file, never for key bytes: the module is "
+                     "loaded as %s; " HB_TO_AZIHSM, path, name_of(ctx));
+            ret = 0;
+        }
+    } else if (azihsm && printable && strchr(path, '/') != NULL) {
+        /* The upstream provider's key:<file> with no such file. */
+        if (stat(path, &st) == 0)
+            HB_RAISE(ctx->provctx, HB_R_INVALID_ARGUMENT,
+                     "masked key file %.200s is not a regular file (under "
+                     "azihsm_provider, the HMAC key names a masked key file)",
+                     path);
+        else
+            HB_RAISE(ctx->provctx, HB_R_INVALID_ARGUMENT,
+                     "masked key file %.200s %s (under azihsm_provider, the "
+                     "HMAC key names a masked key file, e.g. an HKDF or KBKDF "
+                     "output_file; give raw key bytes as hexkey:)", path,
+                     errno == ENOENT ? "does not exist" : strerror(errno));
+        ret = 0;
+    }
+    free(path);
+    if (ret == 1) {
+        clear_key(ctx);
+        ctx->src = HB_KEY_RAW;
+    }
+    return ret;
+}
+
 static int hmac_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     HB_HMAC_CTX *ctx = vctx;
@@ -146,29 +299,36 @@ static int hmac_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 1;
     for (p = params; p->key != NULL; p++) {
         if (strcmp(p->key, HB_PARAM_MAC_KEY_FILE) == 0) {
-            if (!set_str(ctx, p, &ctx->key_file))
+            char *f = NULL;
+
+            if (!hb_is_azihsm(ctx->provctx)) {
+                HB_RAISE(ctx->provctx, HB_R_INVALID_ARGUMENT,
+                         "%s is for masked keys, and the module is loaded as "
+                         "%s; " HB_TO_AZIHSM, HB_PARAM_MAC_KEY_FILE,
+                         name_of(ctx));
                 return 0;
+            }
+            if (!set_str(ctx, p, &f))
+                return 0;
+            if (!use_file(ctx, f, HB_PARAM_MAC_KEY_FILE)) {
+                free(f);
+                return 0;
+            }
+            free(f);
             continue; /* ours alone */
         }
         if (strcmp(p->key, OSSL_MAC_PARAM_DIGEST) == 0
             && !set_str(ctx, p, &ctx->digest))
             return 0;
         if (strcmp(p->key, OSSL_MAC_PARAM_KEY) == 0) {
+            int r;
+
             if (p->data_type != OSSL_PARAM_OCTET_STRING)
                 return 0;
-            if (hb_is_masked_blob(p->data, p->data_size)) {
-                OPENSSL_clear_free(ctx->keyblob, ctx->keyblob_len);
-                ctx->keyblob = OPENSSL_memdup(p->data, p->data_size);
-                if (ctx->keyblob == NULL)
-                    return 0;
-                ctx->keyblob_len = p->data_size;
-                ctx->raw_key_param = 0;
-                continue; /* a blob is no HMAC key for OpenSSL's HMAC */
-            }
-            OPENSSL_clear_free(ctx->keyblob, ctx->keyblob_len);
-            ctx->keyblob = NULL;
-            ctx->keyblob_len = 0;
-            ctx->raw_key_param = 1;
+            if ((r = set_key(ctx, p)) == 0)
+                return 0;
+            if (r == 2)
+                continue; /* a masked key is no HMAC key for OpenSSL's HMAC */
         }
         if (n + 1 < sizeof(rest) / sizeof(rest[0]))
             rest[n++] = *p;
@@ -226,7 +386,7 @@ static int init_masked(HB_HMAC_CTX *ctx)
     char *uri = NULL;
     int ok = 0;
 
-    if (ctx->keyblob != NULL) {
+    if (ctx->src == HB_KEY_BLOB) {
         from = "(HMAC key parameter)";
         uri = strdup("azihsm://(HMAC key parameter);type=ec");
         blob = ctx->keyblob;
@@ -235,8 +395,8 @@ static int init_masked(HB_HMAC_CTX *ctx)
         from = ctx->key_file;
         if (strchr(from, ';') != NULL) {
             HB_RAISE(ctx->provctx, HB_R_INVALID_ARGUMENT,
-                     "azihsm.key_file %s: a masked key file's path cannot "
-                     "contain ';'", from);
+                     "%s %s: a masked key file's path cannot contain ';'",
+                     ctx->key_param, from);
             return 0;
         }
         blob = hb_read_file(ctx->provctx, from, "masked key file",
@@ -270,23 +430,33 @@ static int hmac_init(void *vctx, const unsigned char *key, size_t keylen,
             return 0;
     }
     ctx->data_len = 0;
-    if (ctx->keyblob == NULL && ctx->key_file == NULL) {
+    switch (ctx->src) {
+    case HB_KEY_NONE:
         ctx->masked = 0;
-        if (!ctx->raw_key_param) {
+        if (hb_is_azihsm(ctx->provctx)) {
             HB_RAISE(ctx->provctx, HB_R_INVALID_ARGUMENT,
-                     "HMAC needs a key: azihsm.key_file:<masked HMAC key "
-                     "file> (derived with HKDF derived_key_type:hmac), or "
-                     "the masked blob as the key");
+                     "HMAC needs a key: key:<masked HMAC key file> (derived "
+                     "with HKDF or KBKDF derived_key_type:hmac; also "
+                     "azihsm.key_file:<file>), or the masked blob as "
+                     "hexkey:");
             return 0;
         }
+        /* OpenSSL's HMAC says what it misses. */
         return EVP_MAC_init(ctx->inner, NULL, 0, NULL);
+    case HB_KEY_RAW:
+        ctx->masked = 0;
+        return EVP_MAC_init(ctx->inner, NULL, 0, NULL);
+    case HB_KEY_BLOB:
+        break;
+    case HB_KEY_FILE:
+        /* A file is opened once, however often the context is re-initialised. */
+        ctx->masked = 1;
+        if (ctx->reference != NULL && ctx->opened_from != NULL
+            && strcmp(ctx->opened_from, ctx->key_file) == 0)
+            return 1;
+        break;
     }
     ctx->masked = 1;
-    /* A file is opened once, however often the context is re-initialised. */
-    if (ctx->keyblob == NULL && ctx->reference != NULL
-        && ctx->opened_from != NULL
-        && strcmp(ctx->opened_from, ctx->key_file) == 0)
-        return 1;
     return init_masked(ctx);
 }
 
@@ -420,7 +590,7 @@ static int hmac_get_ctx_params(void *vctx, OSSL_PARAM params[])
     OSSL_PARAM *p;
     EVP_MD *md;
 
-    if (!ctx->masked && ctx->keyblob == NULL && ctx->key_file == NULL)
+    if (ctx->src == HB_KEY_NONE || ctx->src == HB_KEY_RAW)
         return EVP_MAC_CTX_get_params(ctx->inner, params);
     md = ctx->digest != NULL ? EVP_MD_fetch(hb_priv_libctx(), ctx->digest, NULL)
                              : NULL;
