@@ -301,7 +301,7 @@ func maskedKey(file, curve string, session bool) func(*testing.T, *host, *seedRo
 	return func(t *testing.T, h *host, _ *seedRow, _ string) {
 		t.Helper()
 		checkBlobFile(t, h, file)
-		if got := readBytes(t, h, file)[9]&1 == 1; got != session {
+		if got := readBytes(t, h, file)[h.blobSessionFlag]&1 == 1; got != session {
 			t.Fatalf("%s: session flag %v, want %v", file, got, session)
 		}
 		uri := "azihsm://./" + file + ";type=ec"
@@ -1240,7 +1240,7 @@ func storeAndEncoderVariants() []seedRow {
 		flipByte(t, h, "ec_p384.bin", "altered.bin", len(b)-5)
 	}
 	foreign := func(t *testing.T, h *host) {
-		other := startHost(t, "")
+		other := h.another(t)
 		other.shell(seedCmd(`openssl genpkey ${PROV} -algorithm EC -pkeyopt group:P-384 -pkeyopt azihsm.masked_key:./foreign.bin -outform DER -out /dev/null`))
 		if err := os.WriteFile(h.path("foreign.bin"), readBytes(t, other, "foreign.bin"), 0o600); err != nil {
 			t.Fatal(err)
@@ -1286,7 +1286,7 @@ func storeAndEncoderVariants() []seedRow {
 			cmd: `openssl pkey ${PROV} -in "` + impURI + `" -text -noout`,
 			check: func(t *testing.T, h *host, _ *seedRow, out string) {
 				pubText := h.shell("openssl pkey -inform DER -in external_ec.der -text_pub -noout")
-				for _, want := range []string{`held by backend "simulator", not in this process`, "Key reference: " + impURI + ";version=", "Allowed operations: sign verify", pubText} {
+				for _, want := range []string{`held by backend "` + h.backend + `", not in this process`, "Key reference: " + impURI + ";version=", "Allowed operations: sign verify", pubText} {
 					if !strings.Contains(out, want) {
 						t.Fatalf("-text lacks %q:\n%s", want, out)
 					}
@@ -1514,44 +1514,7 @@ func TestSeedConformance(t *testing.T) {
 		}
 	}
 	checkSeedCoverage(t, rows)
-
-	for i := range rows {
-		r := &rows[i]
-		t.Run(r.name, func(t *testing.T) {
-			if r.knownGap != "" {
-				t.Skip("known gap: " + r.knownGap)
-			}
-			t.Parallel()
-			h := startHost(t, "")
-			for _, p := range prerequisites(r, byName) {
-				if p.setup != nil {
-					p.setup(t, h)
-				}
-				if out, err := h.try(p.stdin, "sh", "-c", seedCmd(p.cmd)); err != nil {
-					t.Fatalf("prerequisite %s: %v\n%s\n%s", p.name, err, seedCmd(p.cmd), out)
-				}
-			}
-			if r.setup != nil {
-				r.setup(t, h)
-			}
-			line := seedCmd(r.cmd)
-			if r.fails != nil {
-				h.fails(line, r.fails...)
-				if r.check != nil {
-					r.check(t, h, r, "")
-				}
-				return
-			}
-			out, err := h.try(r.stdin, "sh", "-c", line)
-			if err != nil {
-				t.Fatalf("%s\n%v\n%s", line, err, out)
-			}
-			if r.check == nil {
-				t.Fatal("a row without a check") // every row checks its result
-			}
-			r.check(t, h, r, out)
-		})
-	}
+	runSeedRows(t, rows, func(t *testing.T) *host { return startHost(t, "") })
 }
 
 // prerequisites lists the rows r requires, transitively, each once, in an

@@ -34,6 +34,9 @@ func deviceHost(t *testing.T) (*host, string) {
 	cfg := strings.NewReplacer("@PLUGIN_DIR@", filepath.Join(buildDir, "plugins"), "@EMU_LIB@", lib).Replace(string(tmpl))
 	emu := t.TempDir()
 	h := startHostWithEnv(t, cfg, []string{"AZIHSM_EMU_STATE_DIR=" + emu, "AZIHSM_EMU_LEAK_REPORT=" + filepath.Join(emu, "leaks")})
+	// The emulated device's blobs (testdoubles/azihsm-emulator/masked.c).
+	h.backend, h.blobMagic, h.blobSessionFlag, h.aesKeysWrap = "azihsm", "AZEM", 7, false
+	h.another = func(t *testing.T) *host { o, _ := deviceHost(t); return o }
 	return h, emu
 }
 

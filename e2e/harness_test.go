@@ -68,6 +68,18 @@ type host struct {
 	state  string
 	cmd    *exec.Cmd
 	log    *bytes.Buffer
+	// What differs between the backends azihsm:// is routed to: the name of
+	// the backend, the magic that starts its masked blobs and the offset of
+	// their session flag (the core format's for the simulator, the emulated
+	// device's own for the device backend), and whether its AES keys wrap
+	// (the device's API has no AES key wrap).
+	backend         string
+	blobMagic       string
+	blobSessionFlag int
+	aesKeysWrap     bool
+	// another starts a host on another instance of the same backend (a
+	// device of its own), for blobs that must not open here.
+	another func(t *testing.T) *host
 }
 
 // startHost runs `hsmhost serve` in the foreground, optionally with a config
@@ -93,7 +105,9 @@ func startHostWithEnv(t *testing.T, config string, hostEnv []string) *host {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h := &host{t: t, dir: dir, socket: filepath.Join(dir, "run", "hsmhost.sock"), state: filepath.Join(dir, "state"), log: &bytes.Buffer{}}
+	h := &host{t: t, dir: dir, socket: filepath.Join(dir, "run", "hsmhost.sock"), state: filepath.Join(dir, "state"), log: &bytes.Buffer{},
+		backend: "simulator", blobMagic: "HSMBMASK", blobSessionFlag: 9, aesKeysWrap: true,
+		another: func(t *testing.T) *host { return startHost(t, "") }}
 	args := []string{"serve", "--log-level", "debug"}
 	if config != "" {
 		cfg := filepath.Join(dir, "hsmhost.hcl")

@@ -266,6 +266,10 @@ func (b *Backend) Derive(ctx context.Context, params core.DeriveParams) (core.Ma
 	var blob []byte
 	err = b.run(func() (*session, error) {
 		base, err := b.lib.Unmask(s.h, devapi.KindSharedSecret, params.Input)
+		if st, ok := devapi.StatusOf(err); ok && st == devapi.StatusInvalidKey {
+			return s, &core.Error{Kind: core.KindOperationNotAllowed, Err: err, Message: fmt.Sprintf(
+				"the input key does not allow key derivation (it must be an ECDH secret; the device refused: %v)", err)}
+		}
 		if err != nil {
 			return s, err
 		}
