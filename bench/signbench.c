@@ -43,7 +43,7 @@
 #define MAX_THREADS 64
 
 typedef struct {
-    const char *backend; /* "hsmbridge" or "default-file" */
+    const char *backend; /* "default-file", or the -l label of the bridge rows */
     const char *alg;     /* "RSA-2048" or "P-256" */
     EVP_PKEY *key;
 } TARGET;
@@ -201,7 +201,7 @@ static RESULT bench(const TARGET *t, int threads, double seconds)
     start = now_ns();
     for (i = 0; i < threads; i++) {
         w[i].key = t->key;
-        w[i].hsm = strcmp(t->backend, "hsmbridge") == 0;
+        w[i].hsm = strcmp(t->backend, "default-file") != 0;
         w[i].seconds = seconds;
         w[i].cap = cap;
         w[i].lat = malloc(cap * sizeof(uint64_t));

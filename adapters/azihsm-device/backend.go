@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hsmbridge/hsmbridge/adapters/azihsm-device/devapi"
 	"github.com/hsmbridge/hsmbridge/core"
@@ -42,6 +43,7 @@ type Backend struct {
 	unwrap     *openKey            // the import key pair, in the main session
 	appBlobs   map[string]string   // key name -> application session, for blobs made in one
 	gen        uint64              // bumped by every recovery
+	clock      atomic.Uint64       // ticks once per key use
 }
 
 // session is one device session: the main one (app == "") or an
@@ -63,8 +65,15 @@ type openKey struct {
 	sess     *session
 	info     core.KeyInfo
 	hmacHash core.Hash
-	lost     bool // a session key whose device session had to be replaced
+	lost     bool          // a session key whose device session had to be replaced
+	used     atomic.Uint64 // b.clock when last used, for eviction
 }
+
+// DefaultMaxOpenKeys bounds the keys the backend keeps open in the device
+// (whose key table is finite; setting max_open_keys). Past it the least
+// recently used eighth are closed; an application that names one again gets
+// not_found and opens its blob anew, as after a restart.
+const DefaultMaxOpenKeys = 1024
 
 var (
 	_ ports.KeyLookup      = (*Backend)(nil)

@@ -500,3 +500,42 @@ func TestMissingLibraryIsReportedWithWhereItLooked(t *testing.T) {
 		t.Fatalf("doctor: %+v", checks)
 	}
 }
+
+func TestLeastRecentlyUsedKeysAreClosedPastTheLimit(t *testing.T) {
+	libPath := emulatorLib(t)
+	t.Setenv("AZIHSM_EMU_STATE_DIR", t.TempDir())
+	b := azihsmdevice.New(func(path string) (devapi.Library, error) {
+		lib, err := native.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		return lib, nil
+	})
+	if err := b.Configure(ctx, map[string]string{azihsmdevice.SettingLibrary: libPath, azihsmdevice.SettingCredID: testCredID,
+		azihsmdevice.SettingCredPIN: testCredPIN, azihsmdevice.SettingMaxOpenKeys: "8"}); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	f := &fixture{b: b}
+	blob0, first := f.genEC(t, core.CurveP256, signUse(), "")
+	_, kept := f.genEC(t, core.CurveP256, signUse(), "")
+	for i := 0; i < 8; i++ {
+		f.genEC(t, core.CurveP256, signUse(), "")
+		f.signVerifyEC(t, kept) // used: stays open
+	}
+	if _, err := b.Sign(ctx, first.ID, make([]byte, 32), ecdsaScheme(core.SHA256)); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("the least recently used key is still open past the limit: %v", err)
+	}
+	f.signVerifyEC(t, kept)
+	again, err := b.Unmask(ctx, blob0) // reopened from its blob, as the provider does on not_found
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.signVerifyEC(t, again)
+	checks, _ := b.Diagnose(ctx, "")
+	for _, c := range checks {
+		if c.Name == "device handles" && !c.OK {
+			t.Fatalf("eviction left handles open: %s", c.Detail)
+		}
+	}
+}

@@ -30,6 +30,7 @@ const (
 	SettingPOTASource   = "pota_source"           // azihsm-pota-source: tpm or caller
 	SettingPOTAPrivPath = "pota_private_key_path" // azihsm-pota-private-key-path
 	SettingPOTAPubPath  = "pota_public_key_path"  // azihsm-pota-public-key-path
+	SettingMaxOpenKeys  = "max_open_keys"         // default DefaultMaxOpenKeys
 )
 
 // DefaultLibrary is looked up on the dynamic loader's search path.
@@ -56,12 +57,14 @@ type config struct {
 	potaSource  devapi.EndorsementSource
 	potaPriv    string
 	potaPub     string
+	maxOpenKeys int
 }
 
 var knownSettings = map[string]bool{
 	SettingLibrary: true, SettingDevice: true, SettingAPIRevision: true, SettingCredID: true, SettingCredPIN: true,
 	SettingCredIDFile: true, SettingCredPINFile: true, SettingBMKPath: true, SettingMUKPath: true, SettingOBKSource: true,
 	SettingOBKPath: true, SettingMOBKPath: true, SettingPOTASource: true, SettingPOTAPrivPath: true, SettingPOTAPubPath: true,
+	SettingMaxOpenKeys: true,
 }
 
 func parseConfig(settings map[string]string, getenv func(string) string) (config, error) {
@@ -81,6 +84,14 @@ func parseConfig(settings map[string]string, getenv func(string) string) (config
 		potaPriv: settings[SettingPOTAPrivPath], potaPub: settings[SettingPOTAPubPath]}
 	if c.library == "" {
 		c.library = DefaultLibrary
+	}
+	c.maxOpenKeys = DefaultMaxOpenKeys
+	if v := settings[SettingMaxOpenKeys]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return config{}, core.Errorf(core.KindInvalidInput, "azihsm-device: %s %q is not a positive number", SettingMaxOpenKeys, v)
+		}
+		c.maxOpenKeys = n
 	}
 	if r := settings[SettingAPIRevision]; r != "" {
 		rev, err := parseRev(r)

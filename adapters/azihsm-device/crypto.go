@@ -21,6 +21,7 @@ func (b *Backend) withKey(id core.KeyID, fn func(k *openKey) error) error {
 		if err != nil {
 			return nil, err
 		}
+		k.used.Store(b.clock.Add(1))
 		return k.sess, fn(k)
 	})
 }

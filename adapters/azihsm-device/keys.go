@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sort"
 
 	"github.com/hsmbridge/hsmbridge/adapters/azihsm-device/devapi"
 	"github.com/hsmbridge/hsmbridge/core"
@@ -133,8 +134,27 @@ func (b *Backend) remember(k *openKey) core.KeyInfo {
 		}
 		b.appBlobs[k.name] = k.sess.app
 	}
+	k.used.Store(b.clock.Add(1))
 	b.keys[k.name] = k
+	if len(b.keys) > b.cfg.maxOpenKeys {
+		b.evictLocked(max(1, b.cfg.maxOpenKeys/8))
+	}
 	return k.infoCopy()
+}
+
+// evictLocked closes the n least recently used open keys.
+func (b *Backend) evictLocked(n int) {
+	all := make([]*openKey, 0, len(b.keys))
+	for _, k := range b.keys {
+		all = append(all, k)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].used.Load() < all[j].used.Load() })
+	for _, k := range all[:min(n, len(all))] {
+		delete(b.keys, k.name)
+		if b.lib != nil && !k.lost {
+			k.deleteHandles(b.lib)
+		}
+	}
 }
 
 // describe reads what hsmbridge needs to know of an open key from the
