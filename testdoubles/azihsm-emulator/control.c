@@ -1,3 +1,5 @@
+//go:build ignore
+
 /*
  * Control calls of the emulation (azihsm_emu.h) and the leak report.
  *

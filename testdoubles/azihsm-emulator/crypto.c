@@ -1,3 +1,5 @@
+//go:build ignore
+
 /*
  * Crypto calls: sign and verify (one-shot and streaming), RSA encrypt and
  * decrypt, and context handles.

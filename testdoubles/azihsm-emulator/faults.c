@@ -1,3 +1,5 @@
+//go:build ignore
+
 /*
  * Faults, for the recovery tests of whoever drives the device.
  *

@@ -1,3 +1,5 @@
+//go:build ignore
+
 /*
  * The handle table: one per process, guarded by the library's one mutex.
  *

@@ -1,3 +1,5 @@
+//go:build ignore
+
 /*
  * Keys: generation, RSA-AES unwrap, unmask, derivation, delete, properties.
  *

@@ -1,3 +1,5 @@
+//go:build ignore
+
 /*
  * Masked keys: the emulator's own blob layout (version 1). All integers are
  * big-endian.

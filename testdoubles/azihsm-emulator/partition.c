@@ -1,3 +1,5 @@
+//go:build ignore
+
 /*
  * Partitions: the list (one entry, the device path), open, init, properties
  * and close. A partition handle becomes usable for sessions only after

@@ -1,3 +1,5 @@
+//go:build ignore
+
 /*
  * Sessions. A session is opened on an initialised partition handle with the
  * established credential and gets a random 16-byte id, which session keys

@@ -1,3 +1,5 @@
+//go:build ignore
+
 /*
  * The device's persistent state: a directory (AZIHSM_EMU_STATE_DIR, else
  * $TMPDIR or /tmp, then /azihsm-emu-<uid>) made with mode 0700, holding

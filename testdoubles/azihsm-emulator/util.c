@@ -1,3 +1,5 @@
+//go:build ignore
+
 /*
  * Small helpers every part of the emulator uses: the buffer conventions of
  * the API, algorithm and curve tables, DER public keys, randomness.
