@@ -8,7 +8,7 @@ MODULES   := $(BUILD)/ossl-modules
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build deps provider go-binaries c-tools test test-unit demo demo-mhsm demo-azihsm bench bench-mhsm proto clean install
+.PHONY: all build deps provider go-binaries c-tools test test-unit demo demo-mhsm demo-azihsm bench bench-mhsm proto clean install fuzz
 
 all: build
 
@@ -88,3 +88,8 @@ install: build
 
 clean:
 	rm -rf $(BUILD)
+
+# Each Go fuzz target in turn for $(FUZZTIME) (default 10s); `go test ./...`
+# already runs their checked-in seed corpora.
+fuzz:
+	@GO=$(GO) scripts/fuzz.sh

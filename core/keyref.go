@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Scheme is the first part of a key reference. akv: references are accepted
@@ -155,6 +156,12 @@ func parseAzIHSM(ref, rest string) (KeyRef, error) {
 	r := KeyRef{Scheme: SchemeAzIHSM, Name: parts[0]}
 	if r.Name == "" {
 		return KeyRef{}, badRef(ref, "empty path")
+	}
+	if !utf8.ValidString(r.Name) {
+		// A reference travels as text (a UTF8String in a key-reference
+		// file, a protobuf string to hsmhost): a path that is not UTF-8
+		// could be parsed here but never sent or read back.
+		return KeyRef{}, badRef(ref, "path is not valid UTF-8")
 	}
 	for _, attr := range parts[1:] {
 		k, v, _ := strings.Cut(attr, "=")

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# make fuzz: runs each Go fuzz target with the fuzzing engine, one after the
+# other, for $FUZZTIME each (default 10s; a count such as 5000x works too),
+# prints how each ended and fails if any found a failing input.
+#
+# Without -fuzz, `go test ./...` already runs every target over its checked-in
+# seed corpus (testdata/fuzz/<FuzzName>/), so the properties hold in CI; this
+# script is for looking further. A failing input is written by Go to
+# <package>/testdata/fuzz/<FuzzName>/<hash>: check it in once the bug is
+# fixed, and it stays a regression test.
+#
+# FUZZTIME    time (or count) per target, default 10s
+# FUZZ_LIMIT  hard limit on one target's run, default 10m
+# FUZZ_ONLY   run only targets whose name matches this extended regexp
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+fuzztime=${FUZZTIME:-10s}
+limit=${FUZZ_LIMIT:-10m}
+
+# package            target
+targets=(
+	"./core                  FuzzParseKeyRef"
+	"./core                  FuzzDecodeRefPEM"
+	"./core                  FuzzRefPEMRoundTrip"
+	"./core                  FuzzOpenMasked"
+	"./core                  FuzzSealOpenMasked"
+	"./internal/socketserver FuzzReadFrame"
+	"./internal/config       FuzzParse"
+)
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+	read -r pkg name <<<"$t"
+	if [ -n "${FUZZ_ONLY:-}" ] && ! [[ $name =~ $FUZZ_ONLY ]]; then
+		continue
+	fi
+	echo "== $pkg $name ($fuzztime)"
+	status=ok
+	# -timeout bounds the whole run should the engine hang.
+	if ! "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -timeout "$limit" "$pkg" >"$log" 2>&1; then
+		status=FAILED
+		failed+=("$name")
+		cat "$log"
+	else
+		# The engine's last progress line: elapsed, execs, new interesting.
+		grep -E '^fuzz: elapsed' "$log" | tail -n 1 || true
+	fi
+	execs=$(grep -oE 'execs: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+' || echo "?")
+	summary+=("$(printf '%-22s %-22s %-7s %s execs' "$pkg" "$name" "$status" "$execs")")
+done
+
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "fuzzing found failures in: ${failed[*]} (inputs under testdata/fuzz/<name>/)" >&2
+	exit 1
+fi
