@@ -88,7 +88,12 @@ func serve(args []string, stderr io.Writer) error {
 		svc.Close()
 		return err
 	}
-	srv := &socketserver.Server{Service: svc, Log: log.Named("socket"), HostVersion: hostVersion()}
+	perUID := cfg.MaxConnectionsPerUID
+	if perUID == 0 {
+		perUID = -1 // the file's 0 is "no limit"
+	}
+	srv := &socketserver.Server{Service: svc, Log: log.Named("socket"), HostVersion: hostVersion(),
+		FrameTimeout: cfg.FrameTimeout, MaxConnsPerUID: perUID}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving", "socket", sockPath, "config", cfg.Source, "backends", cfg.BackendNames(), "version", hostVersion())
@@ -147,6 +152,9 @@ func reload(ctx context.Context, configFlag string, old *config.Config, sockPath
 					}
 					if cfg.SocketMode != old.SocketMode || cfg.SocketGroup != old.SocketGroup {
 						log.Warn("socket_mode and socket_group take effect on restart")
+					}
+					if cfg.FrameTimeout != old.FrameTimeout || cfg.MaxConnectionsPerUID != old.MaxConnectionsPerUID {
+						log.Warn("frame_timeout and max_connections_per_uid take effect on restart")
 					}
 					if fixedLevel == "" && cfg.LogLevel != "" {
 						log.SetLevel(hclog.LevelFromString(cfg.LogLevel))

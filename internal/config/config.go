@@ -15,12 +15,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -28,6 +33,7 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/internal/socketserver"
 )
 
 // DefaultPath is read when no --config flag and no HSMBRIDGE_CONFIG is given.
@@ -46,8 +52,15 @@ type Config struct {
 	SocketMode  os.FileMode // 0600 unless set
 	SocketGroup string
 	LogLevel    string // empty: not set in the file
-	Backends    []Backend
-	Routes      []Route // in file order
+	// FrameTimeout bounds a frame from its first byte to its last
+	// (frame_timeout); always set, socketserver.DefaultFrameTimeout unless
+	// the file says otherwise.
+	FrameTimeout time.Duration
+	// MaxConnectionsPerUID bounds one peer uid's open connections
+	// (max_connections_per_uid); 0 means no limit.
+	MaxConnectionsPerUID int
+	Backends             []Backend
+	Routes               []Route // in file order
 }
 
 // Backend is one backend block.
@@ -80,8 +93,10 @@ var Builtins = []string{"simulator"}
 // host, which knows the simulator's default.
 func Default() *Config {
 	return &Config{
-		Source:     EmbeddedSource,
-		SocketMode: 0o600,
+		Source:               EmbeddedSource,
+		SocketMode:           0o600,
+		FrameTimeout:         socketserver.DefaultFrameTimeout,
+		MaxConnectionsPerUID: socketserver.DefaultMaxConnsPerUID,
 		Backends: []Backend{{
 			Name: "simulator", Plugin: BuiltinPrefix + "simulator",
 			Settings: map[string]string{}, Where: EmbeddedSource,
@@ -125,6 +140,7 @@ var (
 	rootSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "socket"}, {Name: "socket_mode"}, {Name: "socket_group"}, {Name: "log_level"},
+			{Name: "frame_timeout"}, {Name: "max_connections_per_uid"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "backend", LabelNames: []string{"name"}},
@@ -153,6 +169,13 @@ func (p *problems) add(r hcl.Range, format string, args ...any) {
 }
 
 func (p *problems) diags(d hcl.Diagnostics) {
+	// hcl reports some problems (unsupported arguments) in map order: sort
+	// by position, so that one file always gives the same message.
+	d = slices.Clone(d)
+	sort.SliceStable(d, func(i, j int) bool {
+		a, b := d[i].Subject, d[j].Subject
+		return a != nil && (b == nil || a.Start.Byte < b.Start.Byte)
+	})
 	for _, x := range d {
 		if x.Severity != hcl.DiagError {
 			continue
@@ -180,7 +203,8 @@ func Parse(src []byte, filename string) (*Config, error) {
 	content, d := f.Body.Content(rootSchema)
 	errs.diags(d)
 
-	cfg := &Config{Source: filename, SocketMode: 0o600}
+	cfg := &Config{Source: filename, SocketMode: 0o600,
+		FrameTimeout: socketserver.DefaultFrameTimeout, MaxConnectionsPerUID: socketserver.DefaultMaxConnsPerUID}
 	str := func(name string) (string, hcl.Range, bool) {
 		a, ok := content.Attributes[name]
 		if !ok {
@@ -214,6 +238,22 @@ func Parse(src []byte, filename string) (*Config, error) {
 			errs.add(r, "log_level %q is not one of %s", s, strings.Join(logLevels, ", "))
 		}
 		cfg.LogLevel = strings.ToLower(s)
+	}
+	if s, r, ok := str("frame_timeout"); ok {
+		d, err := time.ParseDuration(s)
+		switch {
+		case err != nil:
+			errs.add(r, "frame_timeout %q is not a duration such as \"10s\"", s)
+		case d <= 0:
+			errs.add(r, "frame_timeout %q must be longer than 0", s)
+		default:
+			cfg.FrameTimeout = d
+		}
+	}
+	if a, ok := content.Attributes["max_connections_per_uid"]; ok {
+		if n, ok := countAttr(a, &errs); ok {
+			cfg.MaxConnectionsPerUID = n
+		}
 	}
 
 	backendAt := map[string]string{}
@@ -352,7 +392,8 @@ func parseBackend(blk *hcl.Block, errs *problems) Backend {
 			if err != nil || m.IsNull() || !m.IsWhollyKnown() {
 				errs.add(a.Range, "settings must be a map of strings, e.g. { state_dir = \"/var/lib/x\" }")
 			} else {
-				for k, e := range m.AsValueMap() {
+				for kv, e := range m.Elements() { // in key order
+					k := kv.AsString()
 					if e.IsNull() {
 						errs.add(a.Range, "setting %q is null", k)
 						continue
@@ -423,6 +464,24 @@ func stringAttr(a *hcl.Attribute, errs *problems) (string, bool) {
 	return s.AsString(), true
 }
 
+// countAttr reads a whole number from 0 up.
+func countAttr(a *hcl.Attribute, errs *problems) (int, bool) {
+	v, d := a.Expr.Value(nil)
+	errs.diags(d)
+	if d.HasErrors() {
+		return 0, false
+	}
+	if v.Type() == cty.Number && v.IsKnown() && !v.IsNull() {
+		if bf := v.AsBigFloat(); bf.IsInt() && bf.Sign() >= 0 {
+			if n, acc := bf.Int64(); acc == big.Exact && n <= math.MaxInt32 {
+				return int(n), true
+			}
+		}
+	}
+	errs.add(a.Range, "%s must be a whole number from 0 up (0: no limit)", a.Name)
+	return 0, false
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -444,7 +503,8 @@ func (c *Config) BackendNames() []string {
 
 // DefaultSocketPath follows the shared convention: $HSMBRIDGE_SOCKET, else
 // /run/hsmbridge/hsmhost.sock for root, else $XDG_RUNTIME_DIR/hsmbridge/
-// hsmhost.sock, else /tmp/hsmbridge-<uid>/hsmhost.sock.
+// hsmhost.sock where that folder exists and is ours, else
+// /tmp/hsmbridge-<uid>/hsmhost.sock.
 func DefaultSocketPath() string {
 	if p := os.Getenv("HSMBRIDGE_SOCKET"); p != "" {
 		return p
@@ -453,8 +513,14 @@ func DefaultSocketPath() string {
 	if uid == 0 {
 		return "/run/hsmbridge/hsmhost.sock"
 	}
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, "hsmbridge", "hsmhost.sock")
+	// Only a runtime folder as its specification describes it (absolute,
+	// existing, ours); the C front end applies the same test.
+	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid {
+				return filepath.Join(d, "hsmbridge", "hsmhost.sock")
+			}
+		}
 	}
 	// Literally /tmp, not $TMPDIR: the C front end computes the same path.
 	return fmt.Sprintf("/tmp/hsmbridge-%d/hsmhost.sock", uid)

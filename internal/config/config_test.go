@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const good = `
@@ -246,5 +247,38 @@ func TestFileWithOnlySocketSettingsKeepsTheEmbeddedBackend(t *testing.T) {
 	}
 	if _, err := Parse([]byte("route {\n  prefix = \"\"\n  backend = \"x\"\n}\n"), "routes-only.hcl"); err == nil {
 		t.Fatal("routes without backends were accepted")
+	}
+}
+
+func TestConnectionLimits(t *testing.T) {
+	const routes = "backend \"a\" { plugin = \"builtin:simulator\" }\nroute {\n  prefix = \"\"\n  backend = \"a\"\n}\n"
+	c, err := Parse([]byte(routes), "x.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FrameTimeout != 10*time.Second || c.MaxConnectionsPerUID != 256 {
+		t.Fatalf("defaults: frame_timeout %s, max_connections_per_uid %d", c.FrameTimeout, c.MaxConnectionsPerUID)
+	}
+	if d := Default(); d.FrameTimeout != c.FrameTimeout || d.MaxConnectionsPerUID != c.MaxConnectionsPerUID {
+		t.Fatalf("embedded default: %s, %d", d.FrameTimeout, d.MaxConnectionsPerUID)
+	}
+	c, err = Parse([]byte("frame_timeout = \"2500ms\"\nmax_connections_per_uid = 0\n"+routes), "x.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FrameTimeout != 2500*time.Millisecond || c.MaxConnectionsPerUID != 0 {
+		t.Fatalf("set: frame_timeout %s, max_connections_per_uid %d", c.FrameTimeout, c.MaxConnectionsPerUID)
+	}
+	for src, want := range map[string]string{
+		"frame_timeout = \"10\"":          `x.hcl:1: frame_timeout "10" is not a duration`,
+		"frame_timeout = \"0s\"":          `x.hcl:1: frame_timeout "0s" must be longer than 0`,
+		"max_connections_per_uid = -1":    `x.hcl:1: max_connections_per_uid must be a whole number`,
+		"max_connections_per_uid = 1.5":   `x.hcl:1: max_connections_per_uid must be a whole number`,
+		"max_connections_per_uid = \"x\"": `x.hcl:1: max_connections_per_uid must be a whole number`,
+	} {
+		_, err := Parse([]byte(src+"\n"+routes), "x.hcl")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %s", src, err, want)
+		}
 	}
 }

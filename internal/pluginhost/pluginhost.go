@@ -9,9 +9,21 @@
 //
 // A plugin that dies is noticed on the next call and relaunched; calls that
 // were in flight fail at once with a KindUnavailable error that says so (gRPC
-// fails them when the connection drops), rather than hanging. Relaunches are
-// limited (maxRestarts per restartWindow) so a plugin that crashes at start
-// does not turn every request into a process spawn.
+// fails them when the connection drops), rather than hanging.
+//
+// Relaunches back off exponentially so a plugin that crash loops (at start
+// or on every request) costs a bounded number of process spawns: the first
+// relaunch after a healthy run is immediate, each one after that waits
+// twice as long as the last, from backoffMin up to backoffMax, counted from
+// the end of the previous launch (so a slow failing start adds to the wait
+// rather than eating it). A call during the wait fails at once with an error
+// that says when the next attempt is, rather than spawning or blocking; the
+// first call after it relaunches, so a plugin that has been fixed serves
+// again within one backoff. A plugin that then runs for healthyAfter starts
+// the sequence afresh.
+//
+// Every plugin is started with a parent-death signal (procattr_linux.go),
+// and the SDK watches its parent too, so plugins end with hsmhost.
 package pluginhost
 
 import (
@@ -43,9 +55,14 @@ type Spec struct {
 	Logger   hclog.Logger
 }
 
+// The restart backoff; variables so that tests can shorten them.
+var (
+	backoffMin   = 100 * time.Millisecond
+	backoffMax   = 5 * time.Second
+	healthyAfter = 30 * time.Second
+)
+
 const (
-	maxRestarts     = 3
-	restartWindow   = time.Minute
 	defaultCallTime = 30 * time.Second
 	startTimeout    = 15 * time.Second
 	exitNoticeTime  = 500 * time.Millisecond
@@ -62,11 +79,14 @@ type Backend struct {
 	spec Spec
 	log  hclog.Logger
 
-	mu       sync.Mutex
-	client   *plugin.Client
-	conn     *sdk.Client
-	restarts []time.Time
-	closed   bool
+	mu     sync.Mutex
+	client *plugin.Client
+	conn   *sdk.Client
+	closed bool
+	// launched is when the last launch ended, ok or not; failures counts
+	// the relaunches since the plugin last ran healthyAfter.
+	launched time.Time
+	failures int
 }
 
 // Start launches the plugin, checks its checksum, and configures it.
@@ -75,7 +95,9 @@ func Start(ctx context.Context, spec Spec) (*Backend, error) {
 		spec.Logger = hclog.NewNullLogger()
 	}
 	b := &Backend{spec: spec, log: spec.Logger.Named(spec.Name)}
-	if err := b.launch(ctx); err != nil {
+	err := b.launch(ctx)
+	b.launched = time.Now()
+	if err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -89,6 +111,7 @@ func (b *Backend) launch(ctx context.Context) error {
 		}
 	}
 	cmd.Env = append(cmd.Env, b.spec.Env...)
+	cmd.SysProcAttr = procAttr() // go-plugin runs the Cmd as given
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginName: &sdk.BackendPlugin{}},
@@ -145,24 +168,35 @@ func (b *Backend) current(ctx context.Context) (*sdk.Client, error) {
 		return b.conn, nil
 	}
 	now := time.Now()
-	recent := b.restarts[:0]
-	for _, t := range b.restarts {
-		if now.Sub(t) < restartWindow {
-			recent = append(recent, t)
-		}
+	if now.Sub(b.launched) >= healthyAfter {
+		b.failures = 0 // it ran long enough: this exit starts afresh
 	}
-	b.restarts = recent
-	if len(recent) >= maxRestarts {
+	if next := b.launched.Add(backoff(b.failures)); now.Before(next) {
 		return nil, core.Errorf(core.KindUnavailable,
-			"backend %q: plugin exited %d times within %s; not restarting it before %s (see hsmhost's log)",
-			b.spec.Name, len(recent), restartWindow, recent[0].Add(restartWindow).Format(time.TimeOnly))
+			"backend %q: plugin exited %d times in a row; restarting it in %s (see hsmhost's log)",
+			b.spec.Name, b.failures+1, next.Sub(now).Round(time.Millisecond))
 	}
-	b.restarts = append(b.restarts, now)
-	b.log.Warn("plugin exited; restarting it")
-	if err := b.launch(ctx); err != nil {
+	b.failures++
+	b.log.Warn("plugin exited; restarting it", "restart", b.failures, "next_backoff", backoff(b.failures))
+	err := b.launch(ctx)
+	b.launched = time.Now()
+	if err != nil {
 		return nil, err
 	}
 	return b.conn, nil
+}
+
+// backoff is the wait before the next launch after n relaunches in a row:
+// none for the first, then backoffMin doubling up to backoffMax.
+func backoff(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	d := backoffMin
+	for i := 1; i < n && d < backoffMax; i++ {
+		d *= 2
+	}
+	return min(d, backoffMax)
 }
 
 // call runs one operation and turns a transport failure into an error that

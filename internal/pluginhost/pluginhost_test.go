@@ -136,20 +136,36 @@ func TestPluginThatDiesFailsInFlightAndIsRestarted(t *testing.T) {
 	}
 }
 
-func TestRestartStormIsBounded(t *testing.T) {
+// TestRestartBackoffResetsAfterAHealthyRun: a crash right after a restart
+// waits out the backoff (the call fails at once, saying when); once the
+// plugin has run healthyAfter, a crash is restarted at once again.
+func TestRestartBackoffResetsAfterAHealthyRun(t *testing.T) {
+	defer func(min, healthy time.Duration) { backoffMin, healthyAfter = min, healthy }(backoffMin, healthyAfter)
+	backoffMin, healthyAfter = time.Second, 1500*time.Millisecond // wide margins for slow (-race) runs
 	b := start(t, Spec{Name: "storm", Command: testPlugin})
-	crash := func() error {
+	crash := func() {
 		_, err := b.Sign(context.Background(), core.KeyID{Name: "crash"}, make([]byte, 32),
 			core.SignatureScheme{Padding: core.PaddingECDSA, Hash: core.SHA256})
-		return err
+		if !errors.Is(err, core.ErrUnavailable) {
+			t.Fatalf("crash: %v", err)
+		}
 	}
-	var err error
-	for i := 0; i < maxRestarts+2; i++ {
-		err = crash()
+	crash()
+	signAndVerify(t, b) // the first restart is immediate
+	crash()
+	start := time.Now()
+	_, err := b.GetKey(context.Background(), core.KeyID{Name: "k"})
+	if !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), "restarting it in") {
+		t.Fatalf("second crash in a row: %v", err)
 	}
-	if !strings.Contains(err.Error(), "not restarting it before") {
-		t.Fatalf("after repeated crashes: %v", err)
+	if el := time.Since(start); el > 100*time.Millisecond {
+		t.Fatalf("a call during the backoff took %s; it must fail at once", el)
 	}
+	time.Sleep(backoffMin)
+	signAndVerify(t, b)
+	time.Sleep(healthyAfter)
+	crash()
+	signAndVerify(t, b) // healthy for healthyAfter: immediate again
 }
 
 func TestPluginDoesNotInheritHostEnvironment(t *testing.T) {

@@ -9,6 +9,16 @@
 // gets answers in completion order. A frame over MaxFrame or a body that is
 // not a Request is a protocol error: the server answers with id 0 and closes
 // the connection, since the stream can no longer be trusted.
+//
+// What a client can make the server hold is bounded. A connection may idle
+// between frames as long as it likes, but once the first byte of a frame
+// has come the rest must follow within FrameTimeout, and a response must be
+// taken within the same time; otherwise the connection is closed. A frame's
+// buffer grows with the bytes that arrive, not with the length its header
+// announces (see ReadFrame). And each peer uid, read with SO_PEERCRED at
+// accept, may hold at most MaxConnsPerUID connections; one more is answered
+// with an error and closed at once. Root is not exempt: in a container every
+// client is root, and the limit is a bound on memory, not a permission.
 package socketserver
 
 import (
@@ -17,6 +27,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -34,6 +46,16 @@ const DefaultMaxInflight = 64
 // DefaultRequestTimeout bounds one request, backend call included.
 const DefaultRequestTimeout = 60 * time.Second
 
+// DefaultFrameTimeout bounds how long a frame, once begun, takes to arrive
+// (and a response to be read).
+const DefaultFrameTimeout = 10 * time.Second
+
+// DefaultMaxConnsPerUID bounds the open connections of one peer uid.
+const DefaultMaxConnsPerUID = 256
+
+// refusalLogEvery spaces the log lines about one uid's refused connections.
+const refusalLogEvery = 10 * time.Second
+
 // Server answers hostapi requests with a hostsvc.Service.
 type Server struct {
 	Service        *hostsvc.Service
@@ -41,10 +63,15 @@ type Server struct {
 	HostVersion    string
 	MaxInflight    int
 	RequestTimeout time.Duration
+	// FrameTimeout: zero means DefaultFrameTimeout.
+	FrameTimeout time.Duration
+	// MaxConnsPerUID: zero means DefaultMaxConnsPerUID, negative no limit.
+	MaxConnsPerUID int
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
-	sessions map[string]int // open connections per application session
+	peers    map[uint32]*peer // by SO_PEERCRED uid, while it has connections
+	sessions map[string]int   // open connections per application session
 	closing  bool
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -57,6 +84,7 @@ func (s *Server) init() {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.conns = map[net.Conn]struct{}{}
 		s.sessions = map[string]int{}
+		s.peers = map[uint32]*peer{}
 		if s.Log == nil {
 			s.Log = hclog.NewNullLogger()
 		}
@@ -65,6 +93,12 @@ func (s *Server) init() {
 		}
 		if s.RequestTimeout <= 0 {
 			s.RequestTimeout = DefaultRequestTimeout
+		}
+		if s.FrameTimeout <= 0 {
+			s.FrameTimeout = DefaultFrameTimeout
+		}
+		if s.MaxConnsPerUID == 0 {
+			s.MaxConnsPerUID = DefaultMaxConnsPerUID
 		}
 	}
 }
@@ -94,17 +128,89 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return err
 		}
+		uid, known := peerUID(c)
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			c.Close()
 			continue
 		}
+		if known && !s.admit(uid) {
+			s.mu.Unlock()
+			s.refuse(c, uid)
+			continue
+		}
 		s.conns[c] = struct{}{}
 		s.connsWG.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c)
+		go s.serveConn(c, uid, known)
 	}
+}
+
+// peer counts one uid's connections, and those refused since the last log
+// line about it.
+type peer struct {
+	open, refused int
+	warned        time.Time
+}
+
+// admit counts a new connection of uid, or reports that uid is at its
+// limit. s.mu is held.
+func (s *Server) admit(uid uint32) bool {
+	p := s.peers[uid]
+	if p == nil {
+		p = &peer{}
+		s.peers[uid] = p
+	}
+	if s.MaxConnsPerUID > 0 && p.open >= s.MaxConnsPerUID {
+		p.refused++
+		return false
+	}
+	p.open++
+	return true
+}
+
+func (s *Server) release(uid uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.peers[uid]; p != nil {
+		if p.open--; p.open <= 0 {
+			delete(s.peers, uid)
+		}
+	}
+}
+
+// refuse answers a connection over its uid's limit with an error (id 0, as
+// for protocol errors, so a client that reads sees why) and closes it. The
+// log says so once per refusalLogEvery per uid, with the count since.
+func (s *Server) refuse(c net.Conn, uid uint32) {
+	s.mu.Lock()
+	var refused int
+	if p := s.peers[uid]; p != nil && time.Since(p.warned) >= refusalLogEvery {
+		refused, p.refused, p.warned = p.refused, 0, time.Now()
+	}
+	s.mu.Unlock()
+	if refused > 0 {
+		s.Log.Warn("refusing connection: too many connections from one uid (max_connections_per_uid)",
+			"uid", uid, "limit", s.MaxConnsPerUID, "refused_since_last_warning", refused)
+	}
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	WriteFrame(c, errorResponse(0, core.Errorf(core.KindUnavailable,
+		"hsmhost refuses a connection: uid %d already has %d open, the limit set by max_connections_per_uid in hsmhost's configuration",
+		uid, s.MaxConnsPerUID)))
+	c.Close()
+}
+
+// setReadDeadline sets c's read deadline unless the server is shutting
+// down, whose own deadline it must not undo; it reports whether to go on.
+func (s *Server) setReadDeadline(c net.Conn, t time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	c.SetReadDeadline(t)
+	return true
 }
 
 // Shutdown stops accepting, stops reading new requests, lets running ones
@@ -141,7 +247,8 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.cancel()
 }
 
-func (s *Server) serveConn(c net.Conn) {
+// serveConn reads c's requests; uid is its peer's, counted when known.
+func (s *Server) serveConn(c net.Conn, uid uint32, counted bool) {
 	var (
 		handlers sync.WaitGroup
 		session  string // from the connection's Hello
@@ -152,6 +259,9 @@ func (s *Server) serveConn(c net.Conn) {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		if counted {
+			s.release(uid)
+		}
 		s.leaveSession(session)
 		s.connsWG.Done()
 	}()
@@ -159,20 +269,46 @@ func (s *Server) serveConn(c net.Conn) {
 	write := func(resp *hostapi.Response) {
 		wmu.Lock()
 		defer wmu.Unlock()
+		c.SetWriteDeadline(time.Now().Add(s.FrameTimeout))
 		if err := WriteFrame(c, resp); err != nil {
-			s.Log.Debug("writing response failed", "id", resp.GetId(), "error", err)
+			// Part of a frame may have gone: the stream is done for.
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.Log.Warn("closing connection: response not read within frame_timeout", "id", resp.GetId(), "timeout", s.FrameTimeout, "uid", peerLabel(uid, counted))
+			} else {
+				s.Log.Debug("writing response failed", "id", resp.GetId(), "error", err)
+			}
+			c.Close()
 		}
 	}
 	sem := make(chan struct{}, s.MaxInflight)
 	r := bufio.NewReader(c)
 	for {
-		frame, err := ReadFrame(r)
+		// Idle between frames without a deadline; the frame timeout starts
+		// with a frame's first byte.
+		if !s.setReadDeadline(c, time.Time{}) {
+			return
+		}
+		_, err := r.Peek(1)
+		if err == nil {
+			if !s.setReadDeadline(c, time.Now().Add(s.FrameTimeout)) {
+				return
+			}
+		}
+		var frame []byte
+		if err == nil {
+			frame, err = ReadFrame(r)
+		}
 		if err != nil {
 			var big *FrameTooLargeError
-			if errors.As(err, &big) {
+			switch {
+			case errors.As(err, &big):
 				s.Log.Warn("closing connection after oversize frame", "size", big.Size)
 				write(errorResponse(0, core.Errorf(core.KindInvalidInput, "protocol error: %s; closing the connection", big)))
-			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				s.Log.Warn("closing connection: frame not completed within frame_timeout", "timeout", s.FrameTimeout, "uid", peerLabel(uid, counted))
+				write(errorResponse(0, core.Errorf(core.KindInvalidInput,
+					"protocol error: frame not completed within %s (frame_timeout); closing the connection", s.FrameTimeout)))
+			case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
 				s.Log.Debug("connection read failed", "error", err)
 			}
 			return
@@ -194,6 +330,14 @@ func (s *Server) serveConn(c net.Conn) {
 			write(s.handle(req, start, session))
 		}(session)
 	}
+}
+
+// peerLabel is a connection's uid for log lines.
+func peerLabel(uid uint32, known bool) string {
+	if !known {
+		return "unknown"
+	}
+	return strconv.FormatUint(uint64(uid), 10)
 }
 
 func errorResponse(id uint64, err error) *hostapi.Response {

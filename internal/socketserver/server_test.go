@@ -45,6 +45,12 @@ type env struct {
 // on a fresh socket.
 func start(t *testing.T, cfg socketserver.SocketConfig) *env {
 	t.Helper()
+	return startServer(t, cfg, nil)
+}
+
+// startServer is start with a chance to set the server's limits first.
+func startServer(t *testing.T, cfg socketserver.SocketConfig, adjust func(*socketserver.Server)) *env {
+	t.Helper()
 	fake := fakebackend.New("simulator")
 	nosign := fakebackend.New("nosign").Without(core.OpSign)
 	svc, err := hostsvc.New([]hostsvc.Route{
@@ -72,6 +78,9 @@ func start(t *testing.T, cfg socketserver.SocketConfig) *env {
 		t.Fatal(err)
 	}
 	srv := &socketserver.Server{Service: svc, HostVersion: "test"}
+	if adjust != nil {
+		adjust(srv)
+	}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)

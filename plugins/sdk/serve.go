@@ -42,13 +42,16 @@ func WithName(name string) Option { return func(p *BackendPlugin) { p.Name = nam
 // WithVersion sets the version the backend reports.
 func WithVersion(v string) Option { return func(p *BackendPlugin) { p.Version = v } }
 
-// Serve runs impl as a backend plugin until the host goes away. It does not
-// return. Logs go to stderr, where the host's logger picks them up.
+// Serve runs impl as a backend plugin until the host goes away: the host
+// stops it, or the host's process ends (the plugin then exits by itself,
+// see exitWithParent). Logs go to stderr, where the host's logger picks
+// them up.
 func Serve(impl ports.KeyLookup, opts ...Option) {
 	p := &BackendPlugin{Impl: impl, Name: filepath.Base(os.Args[0]), Version: "dev"}
 	for _, o := range opts {
 		o(p)
 	}
+	exitWithParent()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: p},
