@@ -8,14 +8,14 @@ MODULES   := $(BUILD)/ossl-modules
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build deps provider go-binaries c-tools test test-unit demo demo-mhsm demo-azihsm bench bench-mhsm proto clean install fuzz
+.PHONY: all build deps provider provider-asan go-binaries c-tools test test-unit demo demo-mhsm demo-azihsm bench bench-mhsm proto clean install fuzz
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
-build: deps provider go-binaries c-tools emulator
+build: deps provider provider-asan go-binaries c-tools emulator
 
 go-binaries:
 	@mkdir -p $(BUILD)/bin $(BUILD)/plugins
@@ -29,6 +29,13 @@ go-binaries:
 # akv_provider.so and azihsm_provider.so.
 include adapters/openssl/Makefile.inc
 provider: ossl-modules
+
+# The same module built with AddressSanitizer and UBSan, for the e2e tests
+# that run the seed flows and nginx on it (e2e/sanitizer_test.go).
+ASAN_MODULES := $(BUILD)/asan/ossl-modules
+provider-asan:
+	@$(MAKE) --no-print-directory ossl-modules HB_OSSL_OUT=$(ASAN_MODULES) \
+	    HB_OSSL_CFLAGS="-O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
 # The emulated Integrated HSM device (testdoubles/azihsm-emulator): the
 # library the device backend loads in tests and demos, in place of the

@@ -80,6 +80,11 @@ type host struct {
 	// another starts a host on another instance of the same backend (a
 	// device of its own), for blobs that must not open here.
 	another func(t *testing.T) *host
+	// modules is the provider build the test's processes load (modulesDir
+	// unless a test picks another, e.g. the sanitized one); extraEnv is
+	// added to their environment.
+	modules  string
+	extraEnv []string
 }
 
 // startHost runs `hsmhost serve` in the foreground, optionally with a config
@@ -162,11 +167,18 @@ func (h *host) env() []string {
 			env = append(env, kv)
 		}
 	}
-	return append(env,
+	return append(append(env,
 		"HSMBRIDGE_SOCKET="+h.socket,
 		"HSMBRIDGE_STATE_DIR="+h.state,
-		"OPENSSL_MODULES="+modulesDir,
-	)
+		"OPENSSL_MODULES="+h.modulesDir(),
+	), h.extraEnv...)
+}
+
+func (h *host) modulesDir() string {
+	if h.modules != "" {
+		return h.modules
+	}
+	return modulesDir
 }
 
 // run runs a command in the test's directory and returns its output; it

@@ -1,5 +1,7 @@
 /*
- * Connection pool, framing and autostart; see conn.h.
+ * The connection pool and requests; see conn.h. Framing is in wire.c,
+ * finding and trusting the socket in socket.c, autostart in autostart.c and
+ * the circuit breaker in breaker.c (conn_int.h ties them together).
  *
  * Fork safety follows pkcs11-provider's model: the pthread_atfork child
  * handler only re-initialises each pool's lock and marks the pool stale.
@@ -9,41 +11,29 @@
  * share the socket with the parent, and a request the parent had in flight
  * is not continued in the child.
  *
- * Autostart never forks the application (it may have threads running, and
- * a Go runtime must not be in it anyway): hsmhost is started with
- * posix_spawn through a short-lived /bin/sh that backgrounds it, so the host
- * ends up in its own session, re-parented to init, and the application is
- * left with no child to reap.
+ * A request (call) first asks the breaker whether the host is worth trying;
+ * every way it can then fail without an answer from the host is collected
+ * in one HB_FAIL, raised once at the end and handed to the breaker, which
+ * opens on the slow ones (timeouts, failed autostarts).
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
-#include "conn.h"
+#include "conn_int.h"
 #include "errors.h"
 
-extern char **environ;
-
-#define HB_MAX_FRAME (1u << 20)
 #define HB_MAX_IDLE 16
-#define HB_AUTOSTART_WAIT_MS 5000
 
 typedef struct hb_conn {
     int fd;
@@ -61,6 +51,7 @@ struct hb_pool {
     int nidle;
     HB_CONN *all;       /* every connection, idle or checked out */
     uint64_t next_id;
+    HB_BREAKER breaker;
     struct hb_pool *next_pool;
 };
 
@@ -68,6 +59,42 @@ struct hb_pool {
 static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hb_pool *pools;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* ---- clocks and failures ------------------------------------------------- */
+
+uint64_t hb_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int64_t hb_now_ms(void)
+{
+    return (int64_t)(hb_now_ns() / 1000000u);
+}
+
+void hb_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+void hb_fail_set(HB_FAIL *f, int reason, int trip, const char *fmt, ...)
+{
+    va_list ap;
+
+    f->reason = reason;
+    f->trip = trip;
+    va_start(ap, fmt);
+    vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
+    va_end(ap);
+}
+
+/* ---- sessions and fork --------------------------------------------------- */
 
 /*
  * The application's session (HelloRequest.session): one per process, so a
@@ -77,7 +104,6 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
  */
 static char session_id[33];
 static pid_t session_pid;
-static uint64_t now_ns_for_session(void);
 
 static void new_session(void)
 {
@@ -96,8 +122,11 @@ static void new_session(void)
     }
     if (got < sizeof(r)) {
         /* No getrandom (old kernel): still unique per process and time. */
-        uint64_t t = now_ns_for_session();
+        struct timespec ts;
+        uint64_t t;
 
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
         memcpy(r, &t, sizeof(t));
         t = (uint64_t)getpid() ^ ((uint64_t)(uintptr_t)&got << 16);
         memcpy(r + 8, &t, sizeof(t));
@@ -128,34 +157,7 @@ static void register_atfork(void)
     pthread_atfork(NULL, NULL, atfork_child);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t now_ns_for_session(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t now_ms(void)
-{
-    return (int64_t)(now_ns() / 1000000u);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
+/* ---- the pool ------------------------------------------------------------ */
 
 int hb_pool_init(HB_PROV_CTX *provctx)
 {
@@ -198,6 +200,8 @@ void hb_pool_free(HB_PROV_CTX *provctx)
 {
     struct hb_pool *p = provctx->pool, **pp;
 
+    free(provctx->conf_error);
+    provctx->conf_error = NULL;
     if (p == NULL)
         return;
     pthread_mutex_lock(&pools_lock);
@@ -216,353 +220,122 @@ void hb_pool_free(HB_PROV_CTX *provctx)
     provctx->pool = NULL;
 }
 
-/* ---- socket path ------------------------------------------------------ */
+/* ---- settings ------------------------------------------------------------ */
 
-char *hb_default_socket_path(void)
+/*
+ * A setting that is not valid is not guessed at, and does not stop the
+ * provider from loading either (OpenSSL would drop it silently unless
+ * config_diagnostics is set): every request fails with the message instead.
+ * A bad hsmbridge_host_uid thus fails closed, even if the copy cannot be
+ * made: the uid is simply not trusted.
+ */
+static void conf_error(HB_PROV_CTX *provctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void conf_error(HB_PROV_CTX *provctx, const char *fmt, ...)
 {
-    const char *env = getenv("HSMBRIDGE_SOCKET");
-    const char *xdg;
-    char buf[PATH_MAX];
+    char buf[700];
+    va_list ap;
 
-    if (env != NULL && *env != '\0')
-        return hb_strdup(env);
-    if (getuid() == 0)
-        return hb_strdup("/run/hsmbridge/hsmhost.sock");
-    xdg = getenv("XDG_RUNTIME_DIR");
-    if (xdg != NULL && *xdg != '\0')
-        snprintf(buf, sizeof(buf), "%s/hsmbridge/hsmhost.sock", xdg);
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    HB_DEBUG("configuration: %s", buf);
+    if (provctx->conf_error == NULL)
+        provctx->conf_error = hb_strdup(buf);
+}
+
+static void parse_ms(HB_PROV_CTX *provctx, const char *name, const char *s,
+                     long min, long max, int *out)
+{
+    char *end;
+    long v;
+
+    if (s == NULL || *s == '\0')
+        return;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+        conf_error(provctx, "%s = \"%s\" in openssl.cnf: want a number of "
+                   "milliseconds from %ld to %ld", name, s, min, max);
+        return;
+    }
+    *out = (int)v;
+}
+
+static void parse_host_uids(HB_PROV_CTX *provctx, const char *s)
+{
+    char buf[512], *tok, *save = NULL;
+
+    provctx->nhost_uids = 0;
+    if (s == NULL || *s == '\0')
+        return;
+    if (strlen(s) >= sizeof(buf)) {
+        conf_error(provctx, "hsmbridge_host_uid in openssl.cnf is too long");
+        return;
+    }
+    strcpy(buf, s);
+    for (tok = strtok_r(buf, ", \t", &save); tok != NULL;
+         tok = strtok_r(NULL, ", \t", &save)) {
+        char *end, pwbuf[1024];
+        unsigned long v;
+        struct passwd pw, *res = NULL;
+        uid_t uid;
+
+        if (provctx->nhost_uids == HB_MAX_HOST_UIDS) {
+            conf_error(provctx, "hsmbridge_host_uid = \"%s\" in openssl.cnf: "
+                       "at most %d users", s, HB_MAX_HOST_UIDS);
+            return;
+        }
+        errno = 0;
+        v = strtoul(tok, &end, 10);
+        if (*tok >= '0' && *tok <= '9' && *end == '\0' && errno == 0
+            && v < (unsigned long)(uid_t)-1) {
+            uid = (uid_t)v;
+        } else if (getpwnam_r(tok, &pw, pwbuf, sizeof(pwbuf), &res) == 0
+                   && res != NULL) {
+            uid = pw.pw_uid;
+        } else {
+            conf_error(provctx, "hsmbridge_host_uid = \"%s\" in openssl.cnf: "
+                       "there is no user \"%s\" (give user names or numeric "
+                       "uids)", s, tok);
+            return;
+        }
+        provctx->host_uids[provctx->nhost_uids++] = uid;
+    }
+}
+
+void hb_conn_configure(HB_PROV_CTX *provctx, const char *host_uid,
+                       const char *timeout_ms, const char *retry_ms)
+{
+    provctx->retry_ms = 1000;
+    parse_ms(provctx, "hsmbridge_timeout_ms", timeout_ms, 1, 3600000,
+             &provctx->timeout_ms);
+    parse_ms(provctx, "hsmbridge_retry_ms", retry_ms, 0, 3600000,
+             &provctx->retry_ms);
+    parse_host_uids(provctx, host_uid);
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static void raise_host_error(HB_PROV_CTX *provctx,
+                             const Hsmbridge__Host__V1__Response *resp,
+                             const char *prefix)
+{
+    int kind = (int)resp->error->kind;
+    const char *msg = resp->error->message != NULL && *resp->error->message
+        ? resp->error->message
+        : "hsmhost reported an error without a message";
+
+    if (kind < 1 || kind > 11)
+        kind = 1;
+    if (prefix != NULL)
+        HB_RAISE(provctx, HB_R_HOST_BASE + kind, "%s: %s", prefix, msg);
     else
-        snprintf(buf, sizeof(buf), "/tmp/hsmbridge-%lu/hsmhost.sock",
-                 (unsigned long)getuid());
-    return hb_strdup(buf);
+        HB_RAISE(provctx, HB_R_HOST_BASE + kind, "%s", msg);
 }
 
-/* ---- low-level I/O with a deadline --------------------------------------- */
-
-enum { IO_OK = 0, IO_BROKEN, IO_TIMEOUT, IO_PROTO };
-
-static int wait_fd(int fd, short events, int64_t deadline)
-{
-    struct pollfd pfd;
-    int64_t left;
-    int r;
-
-    for (;;) {
-        left = deadline - now_ms();
-        if (left <= 0)
-            return IO_TIMEOUT;
-        pfd.fd = fd;
-        pfd.events = events;
-        pfd.revents = 0;
-        r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-        if (r > 0)
-            return IO_OK; /* errors and hangups show up in the read/write */
-        if (r == 0)
-            return IO_TIMEOUT;
-        if (errno != EINTR)
-            return IO_BROKEN;
-    }
-}
-
-static int write_all(int fd, const uint8_t *buf, size_t len, int64_t deadline)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-        if (n > 0) {
-            buf += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int w = wait_fd(fd, POLLOUT, deadline);
-
-            if (w != IO_OK)
-                return w;
-            continue;
-        }
-        return IO_BROKEN;
-    }
-    return IO_OK;
-}
-
-static int read_all(int fd, uint8_t *buf, size_t len, int64_t deadline)
-{
-    while (len > 0) {
-        ssize_t n = recv(fd, buf, len, 0);
-
-        if (n > 0) {
-            buf += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (n == 0)
-            return IO_BROKEN; /* the host closed the connection */
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int w = wait_fd(fd, POLLIN, deadline);
-
-            if (w != IO_OK)
-                return w;
-            continue;
-        }
-        return IO_BROKEN;
-    }
-    return IO_OK;
-}
-
-/*
- * One request/response exchange on fd. On IO_OK *out holds the response
- * carrying the request's id.
- */
-static int exchange(int fd, const Hsmbridge__Host__V1__Request *req,
-                    Hsmbridge__Host__V1__Response **out, int64_t deadline)
-{
-    size_t len = hsmbridge__host__v1__request__get_packed_size(req);
-    uint8_t *buf, hdr[4];
-    uint32_t rlen;
-    Hsmbridge__Host__V1__Response *resp;
-    int rc;
-
-    *out = NULL;
-    if (len > HB_MAX_FRAME)
-        return IO_PROTO;
-    buf = malloc(len + 4);
-    if (buf == NULL)
-        return IO_PROTO;
-    buf[0] = (uint8_t)(len >> 24);
-    buf[1] = (uint8_t)(len >> 16);
-    buf[2] = (uint8_t)(len >> 8);
-    buf[3] = (uint8_t)len;
-    hsmbridge__host__v1__request__pack(req, buf + 4);
-    rc = write_all(fd, buf, len + 4, deadline);
-    /* Frames can carry key material (wrap, unwrap, decrypt): wipe them. */
-    OPENSSL_cleanse(buf, len + 4);
-    free(buf);
-    if (rc != IO_OK)
-        return rc;
-
-    rc = read_all(fd, hdr, 4, deadline);
-    if (rc != IO_OK)
-        return rc;
-    rlen = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16)
-        | ((uint32_t)hdr[2] << 8) | (uint32_t)hdr[3];
-    if (rlen > HB_MAX_FRAME)
-        return IO_PROTO;
-    buf = malloc(rlen ? rlen : 1);
-    if (buf == NULL)
-        return IO_PROTO;
-    rc = read_all(fd, buf, rlen, deadline);
-    if (rc != IO_OK) {
-        OPENSSL_cleanse(buf, rlen);
-        free(buf);
-        return rc;
-    }
-    resp = hsmbridge__host__v1__response__unpack(NULL, rlen, buf);
-    OPENSSL_cleanse(buf, rlen);
-    free(buf);
-    if (resp == NULL)
-        return IO_PROTO;
-    /* We never pipeline, so any other id means the stream is out of step. */
-    if (resp->id != req->id) {
-        hsmbridge__host__v1__response__free_unpacked(resp, NULL);
-        return IO_PROTO;
-    }
-    *out = resp;
-    return IO_OK;
-}
-
-/* ---- connecting and autostart ------------------------------------------ */
-
-static int try_connect(const char *path, int *err)
-{
-    struct sockaddr_un sa;
-    int fd;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        *err = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        *err = errno;
-        return -1;
-    }
-    while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        if (errno == EINTR)
-            continue;
-        *err = errno;
-        close(fd);
-        return -1;
-    }
-    /* Non-blocking from here on: every wait goes through poll. */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    *err = 0;
-    return fd;
-}
-
-/* mkdir -p for the socket's directory, private to the user. */
-static void make_parent_dirs(const char *path)
-{
-    char buf[PATH_MAX];
-    char *s;
-
-    if (strlen(path) >= sizeof(buf))
-        return;
-    strcpy(buf, path);
-    s = strrchr(buf, '/');
-    if (s == NULL || s == buf)
-        return;
-    *s = '\0';
-    for (s = buf + 1; *s != '\0'; s++) {
-        if (*s == '/') {
-            *s = '\0';
-            mkdir(buf, 0700);
-            *s = '/';
-        }
-    }
-    mkdir(buf, 0700);
-}
-
-static char **spawn_env(const char *socket_path)
-{
-    size_t n = 0, i, j = 0;
-    char **env;
-    size_t len = strlen("HSMBRIDGE_SOCKET=") + strlen(socket_path) + 1;
-
-    while (environ != NULL && environ[n] != NULL)
-        n++;
-    env = calloc(n + 2, sizeof(*env));
-    if (env == NULL)
-        return NULL;
-    for (i = 0; i < n; i++)
-        if (strncmp(environ[i], "HSMBRIDGE_SOCKET=", 17) != 0)
-            env[j++] = environ[i];
-    env[j] = malloc(len);
-    if (env[j] == NULL) {
-        free(env);
-        return NULL;
-    }
-    snprintf(env[j], len, "HSMBRIDGE_SOCKET=%s", socket_path);
-    env[j + 1] = NULL;
-    return env;
-}
-
-static int spawn_host(HB_PROV_CTX *provctx)
-{
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_t fa;
-    sigset_t none, deflt;
-    char **env;
-    pid_t pid;
-    int rc, status;
-    /* $0 is the hsmhost path: no quoting problems whatever it contains. */
-    char *argv[] = { "sh", "-c",
-                     "\"$0\" serve </dev/null >/dev/null 2>&1 &",
-                     provctx->hsmhost_path, NULL };
-
-    env = spawn_env(provctx->socket_path);
-    if (env == NULL)
-        return ENOMEM;
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_init(&fa);
-    sigemptyset(&none);
-    sigemptyset(&deflt);
-    sigaddset(&deflt, SIGPIPE);
-    sigaddset(&deflt, SIGHUP);
-    sigaddset(&deflt, SIGINT);
-    sigaddset(&deflt, SIGTERM);
-    sigaddset(&deflt, SIGCHLD);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &deflt);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK
-                                        | POSIX_SPAWN_SETSIGDEF);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, env);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    {
-        size_t i = 0;
-
-        while (env[i + 1] != NULL)
-            i++;
-        free(env[i]); /* the one string we allocated is last */
-    }
-    free(env);
-    if (rc != 0)
-        return rc;
-    HB_DEBUG("spawned %s serve (via sh pid %ld) for %s", provctx->hsmhost_path,
-             (long)pid, provctx->socket_path);
-    /* The shell exits at once; the application may reap it first. */
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    return 0;
-}
-
-static int lock_with_deadline(int fd, int64_t deadline)
-{
-    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno != EWOULDBLOCK && errno != EINTR)
-            return 0;
-        if (now_ms() >= deadline)
-            return 0;
-        sleep_ms(20);
-    }
-    return 1;
-}
-
-/*
- * Start hsmhost and connect to it. The lock on "<socket>.lock" is the one
- * hsmhost itself holds from start-up until it listens, so holding it while
- * we check and spawn serialises autostarts across processes, and waiting
- * for it means waiting for a host that is starting. We must drop it right
- * after spawning or the new host could not take it. A second host started
- * in the small gap finds the first one alive and exits.
- */
-static int autostart_connect(HB_PROV_CTX *provctx, int *err)
-{
-    char lockpath[PATH_MAX];
-    int64_t deadline = now_ms() + HB_AUTOSTART_WAIT_MS;
-    int lockfd, locked = 0, fd, rc = 0, delay = 10;
-
-    make_parent_dirs(provctx->socket_path);
-    snprintf(lockpath, sizeof(lockpath), "%s.lock", provctx->socket_path);
-    lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lockfd >= 0)
-        locked = lock_with_deadline(lockfd, deadline);
-
-    /* Someone may have started it while we waited for the lock. */
-    fd = try_connect(provctx->socket_path, err);
-    if (fd < 0 && (*err == ENOENT || *err == ECONNREFUSED)) {
-        rc = spawn_host(provctx);
-    }
-    if (lockfd >= 0) {
-        if (locked)
-            flock(lockfd, LOCK_UN);
-        close(lockfd);
-    }
-    if (rc != 0) {
-        *err = rc;
-        return -1; /* could not spawn: no point in waiting */
-    }
-    while (fd < 0 && now_ms() < deadline) {
-        sleep_ms(delay);
-        if (delay < 200)
-            delay *= 2;
-        fd = try_connect(provctx->socket_path, err);
-    }
-    return fd;
-}
-
-static int hello(HB_PROV_CTX *provctx, int fd)
+static int hello(HB_PROV_CTX *provctx, int fd, HB_FAIL *f)
 {
     Hsmbridge__Host__V1__Request req = HSMBRIDGE__HOST__V1__REQUEST__INIT;
     Hsmbridge__Host__V1__HelloRequest h = HSMBRIDGE__HOST__V1__HELLO_REQUEST__INIT;
@@ -578,17 +351,22 @@ static int hello(HB_PROV_CTX *provctx, int fd)
     req.op_case = HSMBRIDGE__HOST__V1__REQUEST__OP_HELLO;
     req.hello = &h;
     req.id = __atomic_fetch_add(&provctx->pool->next_id, 1, __ATOMIC_RELAXED);
-    rc = exchange(fd, &req, &resp, now_ms() + provctx->timeout_ms);
-    if (rc != IO_OK) {
-        HB_RAISE(provctx, rc == IO_TIMEOUT ? HB_R_TIMEOUT : HB_R_PROTOCOL,
-                 "hsmhost at %s did not answer the hello (%s)",
-                 provctx->socket_path,
-                 rc == IO_TIMEOUT ? "timed out" : "connection failed");
+    rc = hb_exchange(fd, &req, &resp, hb_now_ms() + provctx->timeout_ms);
+    if (rc != IO_OK && rc != IO_LAST) {
+        if (rc == IO_TIMEOUT)
+            hb_fail_set(f, HB_R_TIMEOUT, 1,
+                        "hsmhost at %s did not answer the hello within %d ms "
+                        "(hsmbridge_timeout_ms)", provctx->socket_path,
+                        provctx->timeout_ms);
+        else
+            hb_fail_set(f, HB_R_PROTOCOL, 0,
+                        "hsmhost at %s did not answer the hello (connection "
+                        "failed)", provctx->socket_path);
         return 0;
     }
+    f->reason = 0; /* raised here, if at all */
     if (resp->error != NULL) {
-        HB_RAISE(provctx, HB_R_HOST_BASE + (int)resp->error->kind, "%s",
-                 resp->error->message);
+        raise_host_error(provctx, resp, NULL);
     } else if (resp->result_case != HSMBRIDGE__HOST__V1__RESPONSE__RESULT_HELLO
                || resp->hello->version
                       != HSMBRIDGE__HOST__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_1) {
@@ -604,48 +382,31 @@ static int hello(HB_PROV_CTX *provctx, int fd)
     return ok;
 }
 
-static HB_CONN *new_conn(HB_PROV_CTX *provctx)
+static HB_CONN *new_conn(HB_PROV_CTX *provctx, HB_FAIL *f)
 {
     struct hb_pool *p = provctx->pool;
     HB_CONN *c;
-    int err = 0, fd;
+    int err = 0, fd = -1, rc;
 
-    fd = try_connect(provctx->socket_path, &err);
-    if (fd < 0 && (err == ENOENT || err == ECONNREFUSED) && provctx->autostart)
-        fd = autostart_connect(provctx, &err);
-    if (fd < 0) {
-        if (provctx->autostart && (err == ENOENT || err == ECONNREFUSED))
-            HB_RAISE(provctx, HB_R_HOST_UNREACHABLE,
-                     "cannot reach hsmhost at %s: %s; autostart of '%s serve' "
-                     "did not bring it up within %d s (run '%s serve' by hand "
-                     "to see why, or set hsmbridge_hsmhost / HSMBRIDGE_HSMHOST)",
-                     provctx->socket_path, strerror(err),
-                     provctx->hsmhost_path, HB_AUTOSTART_WAIT_MS / 1000,
-                     provctx->hsmhost_path);
-        else if (err == EACCES || err == EPERM)
-            HB_RAISE(provctx, HB_R_HOST_UNREACHABLE,
-                     "cannot reach hsmhost at %s: %s; this process runs as "
-                     "uid %d, which the socket or its folder does not admit "
-                     "(set socket_group and socket_mode = \"0660\" in "
-                     "hsmhost's config)",
-                     provctx->socket_path, strerror(err), (int)getuid());
-        else
-            HB_RAISE(provctx, HB_R_HOST_UNREACHABLE,
-                     "cannot reach hsmhost at %s: %s; start it with "
-                     "'hsmhost serve' (with HSMBRIDGE_SOCKET=%s) or enable "
-                     "hsmbridge_autostart",
-                     provctx->socket_path, strerror(err),
-                     provctx->socket_path);
+    rc = hb_sock_open(provctx, &fd, &err, f);
+    if (rc == HB_SOCK_ABSENT && provctx->autostart)
+        rc = hb_autostart_open(provctx, err, &fd, f);
+    if (rc == HB_SOCK_ABSENT)
+        hb_fail_set(f, HB_R_HOST_UNREACHABLE, 0,
+                    "cannot reach hsmhost at %s: %s; start it with "
+                    "'hsmhost serve' (with HSMBRIDGE_SOCKET=%s) or enable "
+                    "hsmbridge_autostart",
+                    provctx->socket_path, strerror(err), provctx->socket_path);
+    if (rc != HB_SOCK_OK)
         return NULL;
-    }
-    if (!hello(provctx, fd)) {
+    if (!hello(provctx, fd, f)) {
         close(fd);
         return NULL;
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
-        HB_RAISE(provctx, HB_R_MALLOC_FAILURE, "out of memory");
+        hb_fail_set(f, HB_R_MALLOC_FAILURE, 0, "out of memory");
         return NULL;
     }
     c->fd = fd;
@@ -675,7 +436,7 @@ static void check_fork(struct hb_pool *p)
     }
 }
 
-static HB_CONN *checkout(HB_PROV_CTX *provctx, int fresh)
+static HB_CONN *checkout(HB_PROV_CTX *provctx, int fresh, HB_FAIL *f)
 {
     struct hb_pool *p = provctx->pool;
     HB_CONN *c = NULL;
@@ -691,7 +452,7 @@ static HB_CONN *checkout(HB_PROV_CTX *provctx, int fresh)
     pthread_mutex_unlock(&p->lock);
     if (c != NULL)
         return c;
-    return new_conn(provctx);
+    return new_conn(provctx, f);
 }
 
 static void checkin(HB_PROV_CTX *provctx, HB_CONN *c, int healthy)
@@ -724,27 +485,12 @@ static void checkin(HB_PROV_CTX *provctx, HB_CONN *c, int healthy)
     free(c);
 }
 
+/* ---- requests ------------------------------------------------------------ */
+
 static Hsmbridge__Host__V1__Response *call(HB_PROV_CTX *provctx,
                                            Hsmbridge__Host__V1__Request *req,
                                            int idempotent, HB_TIMING *timing,
                                            const char *prefix, int keep_error);
-
-static void raise_host_error(HB_PROV_CTX *provctx,
-                             const Hsmbridge__Host__V1__Response *resp,
-                             const char *prefix)
-{
-    int kind = (int)resp->error->kind;
-    const char *msg = resp->error->message != NULL && *resp->error->message
-        ? resp->error->message
-        : "hsmhost reported an error without a message";
-
-    if (kind < 1 || kind > 11)
-        kind = 1;
-    if (prefix != NULL)
-        HB_RAISE(provctx, HB_R_HOST_BASE + kind, "%s: %s", prefix, msg);
-    else
-        HB_RAISE(provctx, HB_R_HOST_BASE + kind, "%s", msg);
-}
 
 /*
  * A request for a key opened from a masked blob names the blob's handle. A
@@ -816,19 +562,39 @@ static Hsmbridge__Host__V1__Response *call(HB_PROV_CTX *provctx,
                                            int idempotent, HB_TIMING *timing,
                                            const char *prefix, int keep_error)
 {
+    struct hb_pool *p = provctx->pool;
     Hsmbridge__Host__V1__Response *resp = NULL;
     HB_CONN *c;
-    uint64_t start = now_ns();
-    int attempt, rc = IO_BROKEN;
+    HB_FAIL f;
+    uint64_t start = hb_now_ns();
+    int attempt, rc = IO_BROKEN, probe = 0, admitted;
+
+    if (provctx->conf_error != NULL) {
+        HB_RAISE(provctx, HB_R_INVALID_ARGUMENT, "%s", provctx->conf_error);
+        return NULL;
+    }
+    f.reason = 0;
+    f.trip = 0;
+    f.msg[0] = '\0';
+    pthread_mutex_lock(&p->lock);
+    admitted = hb_breaker_admit(&p->breaker, provctx, &probe, &f);
+    pthread_mutex_unlock(&p->lock);
+    if (!admitted) {
+        HB_RAISE(provctx, f.reason, "%s", f.msg);
+        return NULL;
+    }
 
     for (attempt = 0; attempt < 2; attempt++) {
-        c = checkout(provctx, attempt > 0);
-        if (c == NULL)
-            return NULL;
-        req->id = __atomic_fetch_add(&provctx->pool->next_id, 1,
-                                     __ATOMIC_RELAXED);
-        rc = exchange(c->fd, req, &resp, now_ms() + provctx->timeout_ms);
+        c = checkout(provctx, attempt > 0, &f);
+        if (c == NULL) {
+            rc = -1; /* f says why */
+            break;
+        }
+        req->id = __atomic_fetch_add(&p->next_id, 1, __ATOMIC_RELAXED);
+        rc = hb_exchange(c->fd, req, &resp, hb_now_ms() + provctx->timeout_ms);
         checkin(provctx, c, rc == IO_OK);
+        if (rc == IO_LAST)
+            rc = IO_OK; /* an answer; the connection is closed above */
         if (rc == IO_OK)
             break;
         HB_DEBUG("request %llu (op %d) failed: %d (attempt %d)",
@@ -838,27 +604,37 @@ static Hsmbridge__Host__V1__Response *call(HB_PROV_CTX *provctx,
     }
     if (rc != IO_OK) {
         switch (rc) {
+        case -1:
+            break;
         case IO_TIMEOUT:
-            HB_RAISE(provctx, HB_R_TIMEOUT,
-                     "hsmhost at %s did not answer within %d ms "
-                     "(HSMBRIDGE_TIMEOUT_MS)", provctx->socket_path,
-                     provctx->timeout_ms);
+            hb_fail_set(&f, HB_R_TIMEOUT, 1,
+                        "hsmhost at %s did not answer within %d ms "
+                        "(hsmbridge_timeout_ms, HSMBRIDGE_TIMEOUT_MS)",
+                        provctx->socket_path, provctx->timeout_ms);
             break;
         case IO_PROTO:
-            HB_RAISE(provctx, HB_R_PROTOCOL,
-                     "malformed or out-of-order frame from hsmhost at %s",
-                     provctx->socket_path);
+            hb_fail_set(&f, HB_R_PROTOCOL, 0,
+                        "malformed or out-of-order frame from hsmhost at %s",
+                        provctx->socket_path);
             break;
         default:
-            HB_RAISE(provctx, HB_R_CONNECTION_LOST,
-                     "connection to hsmhost at %s was lost during the request",
-                     provctx->socket_path);
+            hb_fail_set(&f, HB_R_CONNECTION_LOST, 0,
+                        "connection to hsmhost at %s was lost during the "
+                        "request", provctx->socket_path);
         }
+        pthread_mutex_lock(&p->lock);
+        hb_breaker_done(&p->breaker, provctx, probe, &f);
+        pthread_mutex_unlock(&p->lock);
+        if (f.reason != 0)
+            HB_RAISE(provctx, f.reason, "%s", f.msg);
         return NULL;
     }
+    pthread_mutex_lock(&p->lock);
+    hb_breaker_done(&p->breaker, provctx, probe, NULL);
+    pthread_mutex_unlock(&p->lock);
     if (timing != NULL) {
         memset(timing, 0, sizeof(*timing));
-        timing->total_ns = now_ns() - start;
+        timing->total_ns = hb_now_ns() - start;
         if (resp->timing != NULL) {
             timing->host_ns = resp->timing->host_ns;
             timing->backend_ns = resp->timing->backend_ns;

@@ -6,6 +6,9 @@
  * single request/response exchange on it and checks it back in, so any
  * number of threads can sign concurrently, each on its own connection.
  * Messages are encoded and decoded with the protobuf-c generated code only.
+ * Only a socket whose owner, folder and listening process are trusted is
+ * used (socket.c); while the host is unavailable requests fail at once
+ * (breaker.c).
  */
 #ifndef HSMBRIDGE_CONN_H
 #define HSMBRIDGE_CONN_H
@@ -22,6 +25,17 @@ typedef struct hb_timing {
 
 int hb_pool_init(HB_PROV_CTX *provctx);
 void hb_pool_free(HB_PROV_CTX *provctx);
+
+/*
+ * The connection settings of the provider's openssl.cnf section, each NULL
+ * when absent: hsmbridge_host_uid (user names or uids, comma- or
+ * space-separated), hsmbridge_timeout_ms (overrides HSMBRIDGE_TIMEOUT_MS)
+ * and hsmbridge_retry_ms (the circuit-breaker window, default 1000, 0 off).
+ * A value that is not valid is kept as provctx->conf_error, and every
+ * request then fails with it.
+ */
+void hb_conn_configure(HB_PROV_CTX *provctx, const char *host_uid,
+                       const char *timeout_ms, const char *retry_ms);
 
 /*
  * Sends req and returns the host's answer, which the caller frees with

@@ -25,23 +25,44 @@ static const char *const md_names[HB_MD_COUNT] = {
     "SHA1", "SHA2-256", "SHA2-384", "SHA2-512"
 };
 
-static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+/*
+ * The default provider's implementations, fetched from the private context
+ * on first use and dropped before it is freed (hb_digest_release(), from the
+ * last teardown): a mutex, not pthread_once, so that a later instance
+ * fetches again from the new context.
+ */
+static pthread_mutex_t md_lock = PTHREAD_MUTEX_INITIALIZER;
 static EVP_MD *md_impl[HB_MD_COUNT];
+static int md_fetched;
 
-static void md_fetch_all(void)
-{
-    OSSL_LIB_CTX *priv = hb_priv_libctx();
-    int i;
-
-    for (i = 0; i < HB_MD_COUNT && priv != NULL; i++)
-        md_impl[i] = EVP_MD_fetch(priv, md_names[i], NULL);
-}
-
-/* The default provider's implementation, fetched once per process. */
 static const EVP_MD *md_get(hb_md_id id)
 {
-    pthread_once(&md_once, md_fetch_all);
-    return md_impl[id];
+    const EVP_MD *md;
+    OSSL_LIB_CTX *priv;
+    int i;
+
+    pthread_mutex_lock(&md_lock);
+    if (!md_fetched && (priv = hb_priv_libctx()) != NULL) {
+        for (i = 0; i < HB_MD_COUNT; i++)
+            md_impl[i] = EVP_MD_fetch(priv, md_names[i], NULL);
+        md_fetched = 1;
+    }
+    md = md_impl[id];
+    pthread_mutex_unlock(&md_lock);
+    return md;
+}
+
+void hb_digest_release(void)
+{
+    int i;
+
+    pthread_mutex_lock(&md_lock);
+    for (i = 0; i < HB_MD_COUNT; i++) {
+        EVP_MD_free(md_impl[i]);
+        md_impl[i] = NULL;
+    }
+    md_fetched = 0;
+    pthread_mutex_unlock(&md_lock);
 }
 
 typedef struct {

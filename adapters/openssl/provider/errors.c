@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "errors.h"
 
 const OSSL_ITEM hb_reason_strings[] = {
@@ -40,28 +42,85 @@ const OSSL_ITEM hb_reason_strings[] = {
     { 0, NULL },
 };
 
+/*
+ * OpenSSL keeps at most ERR_MAX_DATA_SIZE - 1 bytes of an error's text, and
+ * a text that does not fit is not cut but dropped whole (ERR_vset_error
+ * keeps nothing when BIO_vsnprintf reports truncation): a long host message
+ * would leave the reason alone, e.g. "invalid key reference" without the
+ * reference or why. So long texts are shortened here, keeping both ends:
+ * host messages name the key first and give the cause last.
+ */
+#define HB_ERR_TEXT_MAX (ERR_MAX_DATA_SIZE - 1)
+#define HB_ERR_TAIL 384
+#define HB_ELISION " \xe2\x80\xa6 " /* " … " */
+
+static int utf8_cont(unsigned char c)
+{
+    return (c & 0xC0) == 0x80;
+}
+
+/* Cuts the middle out of s (length len > HB_ERR_TEXT_MAX), in place. */
+static void elide(char *s, size_t len)
+{
+    size_t sep = strlen(HB_ELISION);
+    size_t head = HB_ERR_TEXT_MAX - HB_ERR_TAIL - sep, tail = len - HB_ERR_TAIL;
+
+    /* Whole UTF-8 characters only: the text is for people. */
+    while (head > 0 && utf8_cont((unsigned char)s[head]))
+        head--;
+    while (tail < len && utf8_cont((unsigned char)s[tail]))
+        tail++;
+    memcpy(s + head, HB_ELISION, sep);
+    memmove(s + head + sep, s + tail, len - tail + 1);
+}
+
+static void set_error(const HB_PROV_CTX *provctx, int reason,
+                      const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    provctx->core_vset_error(provctx->handle, reason, fmt, ap);
+    va_end(ap);
+}
+
 void hb_raise(const HB_PROV_CTX *provctx, const char *file, int line,
               const char *func, int reason, const char *fmt, ...)
 {
     va_list ap;
+    char *text = NULL;
+    int n;
 
-    if (hb_debug_enabled) {
-        char buf[1024];
-
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (text = malloc((size_t)n + 1)) != NULL) {
         va_start(ap, fmt);
-        vsnprintf(buf, sizeof(buf), fmt, ap);
+        vsnprintf(text, (size_t)n + 1, fmt, ap);
         va_end(ap);
-        hb_debug_printf(func, "error %d: %s", reason, buf);
     }
+    if (hb_debug_enabled)
+        hb_debug_printf(func, "error %d: %s", reason,
+                        text != NULL ? text : fmt);
     if (provctx == NULL || provctx->core_new_error == NULL
-        || provctx->core_vset_error == NULL)
+        || provctx->core_vset_error == NULL) {
+        free(text);
         return;
+    }
     provctx->core_new_error(provctx->handle);
     if (provctx->core_set_error_debug != NULL)
         provctx->core_set_error_debug(provctx->handle, file, line, func);
-    va_start(ap, fmt);
-    provctx->core_vset_error(provctx->handle, reason, fmt, ap);
-    va_end(ap);
+    if (text != NULL) {
+        if ((size_t)n > HB_ERR_TEXT_MAX)
+            elide(text, (size_t)n);
+        set_error(provctx, reason, "%s", text);
+    } else {
+        /* Out of memory: OpenSSL formats it, if it fits. */
+        va_start(ap, fmt);
+        provctx->core_vset_error(provctx->handle, reason, fmt, ap);
+        va_end(ap);
+    }
+    free(text);
 }
 
 int hb_debug_enabled;

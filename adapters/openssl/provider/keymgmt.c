@@ -258,29 +258,45 @@ static int km_set_params(void *keydata, const OSSL_PARAM params[])
     return EVP_PKEY_set_params(key->pkey, (OSSL_PARAM *)params);
 }
 
-static pthread_once_t kmfetch_once = PTHREAD_ONCE_INIT;
+/* As digest.c's: fetched on first use, dropped by hb_keymgmt_release(). */
+static pthread_mutex_t km_lock = PTHREAD_MUTEX_INITIALIZER;
 static EVP_KEYMGMT *priv_rsa_km, *priv_ec_km, *priv_rsapss_km;
+static int km_fetched;
 
 static void kmfetch(void)
 {
-    OSSL_LIB_CTX *priv = hb_priv_libctx();
+    OSSL_LIB_CTX *priv;
 
-    if (priv == NULL)
-        return;
-    priv_rsa_km = EVP_KEYMGMT_fetch(priv, "RSA", NULL);
-    priv_ec_km = EVP_KEYMGMT_fetch(priv, "EC", NULL);
-    priv_rsapss_km = EVP_KEYMGMT_fetch(priv, "RSA-PSS", NULL);
+    pthread_mutex_lock(&km_lock);
+    if (!km_fetched && (priv = hb_priv_libctx()) != NULL) {
+        priv_rsa_km = EVP_KEYMGMT_fetch(priv, "RSA", NULL);
+        priv_ec_km = EVP_KEYMGMT_fetch(priv, "EC", NULL);
+        priv_rsapss_km = EVP_KEYMGMT_fetch(priv, "RSA-PSS", NULL);
+        km_fetched = 1;
+    }
+    pthread_mutex_unlock(&km_lock);
+}
+
+void hb_keymgmt_release(void)
+{
+    pthread_mutex_lock(&km_lock);
+    EVP_KEYMGMT_free(priv_rsa_km);
+    EVP_KEYMGMT_free(priv_ec_km);
+    EVP_KEYMGMT_free(priv_rsapss_km);
+    priv_rsa_km = priv_ec_km = priv_rsapss_km = NULL;
+    km_fetched = 0;
+    pthread_mutex_unlock(&km_lock);
 }
 
 static EVP_KEYMGMT *priv_km(hb_key_type type)
 {
-    pthread_once(&kmfetch_once, kmfetch);
+    kmfetch();
     return type == HB_KT_RSA ? priv_rsa_km : priv_ec_km;
 }
 
 static EVP_KEYMGMT *priv_pss_km(void)
 {
-    pthread_once(&kmfetch_once, kmfetch);
+    kmfetch();
     return priv_rsapss_km;
 }
 

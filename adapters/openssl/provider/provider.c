@@ -28,25 +28,63 @@ char *hb_strdup(const char *s)
 
 /* ---- private library context ------------------------------------------- */
 
-static pthread_once_t priv_once = PTHREAD_ONCE_INIT;
+/*
+ * One per process, shared by every instance of the module (it may be loaded
+ * under several names, in several library contexts): created on first use,
+ * freed when the last instance is torn down, so that a process that unloads
+ * us does not keep its memory (80 KB, the default provider's tables).
+ * priv_users counts the instances; a later instance makes a new context.
+ */
+static pthread_mutex_t priv_lock = PTHREAD_MUTEX_INITIALIZER;
 static OSSL_LIB_CTX *priv_libctx;
-
-static void priv_init(void)
-{
-    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
-
-    /* A fresh context reads no config: it cannot load us recursively. */
-    if (ctx != NULL && OSSL_PROVIDER_load(ctx, "default") == NULL) {
-        OSSL_LIB_CTX_free(ctx);
-        ctx = NULL;
-    }
-    priv_libctx = ctx;
-}
+static OSSL_PROVIDER *priv_default; /* our reference, unloaded with it */
+static int priv_users;
 
 OSSL_LIB_CTX *hb_priv_libctx(void)
 {
-    pthread_once(&priv_once, priv_init);
-    return priv_libctx;
+    OSSL_LIB_CTX *ctx;
+
+    pthread_mutex_lock(&priv_lock);
+    if (priv_libctx == NULL && (ctx = OSSL_LIB_CTX_new()) != NULL) {
+        /* A fresh context reads no config: it cannot load us recursively. */
+        if ((priv_default = OSSL_PROVIDER_load(ctx, "default")) == NULL)
+            OSSL_LIB_CTX_free(ctx);
+        else
+            priv_libctx = ctx;
+    }
+    ctx = priv_libctx;
+    pthread_mutex_unlock(&priv_lock);
+    return ctx;
+}
+
+static void priv_hold(void)
+{
+    pthread_mutex_lock(&priv_lock);
+    priv_users++;
+    pthread_mutex_unlock(&priv_lock);
+}
+
+static void priv_release(void)
+{
+    OSSL_LIB_CTX *ctx = NULL;
+    OSSL_PROVIDER *dflt = NULL;
+
+    pthread_mutex_lock(&priv_lock);
+    if (--priv_users == 0) {
+        ctx = priv_libctx;
+        dflt = priv_default;
+        priv_libctx = NULL;
+        priv_default = NULL;
+    }
+    pthread_mutex_unlock(&priv_lock);
+    if (ctx != NULL) {
+        /* What holds references into it goes first. */
+        hb_digest_release();
+        hb_keymgmt_release();
+    }
+    if (dflt != NULL)
+        OSSL_PROVIDER_unload(dflt);
+    OSSL_LIB_CTX_free(ctx);
 }
 
 /* ---- provider params ---------------------------------------------------- */
@@ -372,6 +410,7 @@ static void hb_teardown(void *provctx)
     free(ctx->socket_path);
     free(ctx->hsmhost_path);
     free(ctx);
+    priv_release();
 }
 
 static const OSSL_DISPATCH hb_dispatch[] = {
@@ -436,14 +475,15 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     HB_PROV_CTX *ctx;
     const OSSL_DISPATCH *d;
     char *name = NULL, *module = NULL, *sock = NULL, *autostart = NULL,
-         *hsmhost = NULL;
+         *hsmhost = NULL, *host_uid = NULL, *tmo_ms = NULL, *retry_ms = NULL;
     const char *tmo;
-    OSSL_PARAM params[6];
+    OSSL_PARAM params[9];
 
     hb_debug_init();
     ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL)
         return 0;
+    priv_hold(); /* every context torn down has held: see priv_release() */
     ctx->handle = handle;
     for (d = in; d->function_id != 0; d++) {
         switch (d->function_id) {
@@ -470,10 +510,13 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     params[3] = OSSL_PARAM_construct_utf8_ptr("hsmbridge_autostart",
                                               &autostart, 0);
     params[4] = OSSL_PARAM_construct_utf8_ptr("hsmbridge_hsmhost", &hsmhost, 0);
-    params[5] = OSSL_PARAM_construct_end();
+    params[5] = OSSL_PARAM_construct_utf8_ptr("hsmbridge_host_uid", &host_uid, 0);
+    params[6] = OSSL_PARAM_construct_utf8_ptr("hsmbridge_timeout_ms", &tmo_ms, 0);
+    params[7] = OSSL_PARAM_construct_utf8_ptr("hsmbridge_retry_ms", &retry_ms, 0);
+    params[8] = OSSL_PARAM_construct_end();
     if (ctx->core_get_params == NULL || !ctx->core_get_params(handle, params)) {
         HB_RAISE(ctx, HB_R_INTERNAL, "cannot read the provider configuration");
-        free(ctx);
+        hb_teardown(ctx);
         return 0;
     }
 
@@ -488,6 +531,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     tmo = getenv("HSMBRIDGE_TIMEOUT_MS");
     if (tmo != NULL && atoi(tmo) > 0)
         ctx->timeout_ms = atoi(tmo);
+    hb_conn_configure(ctx, host_uid, tmo_ms, retry_ms); /* conn.c */
 
     ctx->libctx = OSSL_LIB_CTX_new_from_dispatch(handle, in);
     if (ctx->name == NULL || ctx->socket_path == NULL

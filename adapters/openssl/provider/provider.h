@@ -53,6 +53,17 @@ typedef struct hb_prov_ctx {
     char *hsmhost_path;
     int autostart;
     int timeout_ms;
+    /* hsmbridge_retry_ms: how long requests fail at once after the host
+     * failed slowly (circuit breaker, conn.c); 0: never. */
+    int retry_ms;
+    /* hsmbridge_host_uid: uids besides root and our own whose hsmhost
+     * socket we trust (socket.c). */
+#define HB_MAX_HOST_UIDS 8
+    uid_t host_uids[HB_MAX_HOST_UIDS];
+    int nhost_uids;
+    /* A connection setting that is not valid: every request fails with
+     * this message instead of using a guess (conn.c). */
+    char *conf_error;
 
     struct hb_pool *pool;
 
@@ -120,6 +131,9 @@ int hb_ctx_take_key(HB_PROV_CTX *provctx, HB_KEY **slot, HB_KEY *key,
 
 /* The private library context with only the default provider. */
 OSSL_LIB_CTX *hb_priv_libctx(void);
+/* Drop what digest.c and keymgmt.c keep from it; before it is freed. */
+void hb_digest_release(void);
+void hb_keymgmt_release(void);
 
 /* Dispatch tables. */
 extern const OSSL_DISPATCH hb_rsa_keymgmt_functions[];

@@ -74,16 +74,55 @@ static void reg_register_atfork(void)
 
 /* ---- files --------------------------------------------------------------- */
 
+/* What a file that is not a regular one is, for the error. */
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "is a FIFO";
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        return "is a device";
+    if (S_ISDIR(mode))
+        return "is a directory";
+    if (S_ISSOCK(mode))
+        return "is a socket";
+    return "is a special file";
+}
+
+static int refuse_irregular(HB_PROV_CTX *provctx, const char *path,
+                            const char *what, mode_t mode)
+{
+    if (S_ISREG(mode))
+        return 0;
+    HB_RAISE(provctx, HB_R_INVALID_ARGUMENT, "%s %s %s, not a regular file",
+             what, path, file_kind(mode));
+    return 1;
+}
+
+/*
+ * The path comes from the application's user (a URI, a -macopt), so it may
+ * name anything. A FIFO must not block the application: open() of a FIFO
+ * for reading waits for a writer, read() of a device may never end. So:
+ * stat() first, so that a device is never even opened (opening some has
+ * side effects: a watchdog arms, a tape rewinds); open with O_NONBLOCK
+ * (a FIFO put there since then opens at once) and O_NOCTTY (a terminal
+ * never becomes ours); fstat() the descriptor, which is what we read, so a
+ * rename between the two checks gains nothing; only then blocking reads.
+ * max caps what is read, not only the size fstat() reports: a file that
+ * grows while we read, or reports no size, is still bounded.
+ */
 unsigned char *hb_read_file(HB_PROV_CTX *provctx, const char *path,
                             const char *what, size_t max, size_t *len)
 {
     struct stat st;
-    unsigned char *buf;
-    size_t got = 0;
-    int fd;
+    unsigned char *buf = NULL, *nbuf;
+    size_t got = 0, cap = 0;
+    int fd, fl;
 
     *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (stat(path, &st) == 0 && refuse_irregular(provctx, path, what,
+                                                 st.st_mode))
+        return NULL;
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
             HB_RAISE(provctx, HB_R_INVALID_ARGUMENT, "%s %s does not exist",
@@ -93,40 +132,56 @@ unsigned char *hb_read_file(HB_PROV_CTX *provctx, const char *path,
                      what, path, strerror(errno));
         return NULL;
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        HB_RAISE(provctx, HB_R_INVALID_ARGUMENT, "%s %s is not a regular file",
-                 what, path);
-        close(fd);
-        return NULL;
+    if (fstat(fd, &st) != 0) {
+        HB_RAISE(provctx, HB_R_INVALID_ARGUMENT, "cannot read %s %s: %s",
+                 what, path, strerror(errno));
+        goto fail;
     }
-    if (st.st_size == 0) {
-        HB_RAISE(provctx, HB_R_INVALID_ARGUMENT, "%s %s is empty", what, path);
-        close(fd);
-        return NULL;
-    }
+    if (refuse_irregular(provctx, path, what, st.st_mode))
+        goto fail;
     if ((unsigned long long)st.st_size > max) {
         HB_RAISE(provctx, HB_R_INVALID_ARGUMENT,
                  "%s %s is %lld bytes, more than any such file (%zu)", what,
                  path, (long long)st.st_size, max);
-        close(fd);
-        return NULL;
+        goto fail;
     }
-    buf = OPENSSL_malloc((size_t)st.st_size);
-    if (buf == NULL) {
-        close(fd);
-        return NULL;
+    /* A regular file: back to blocking reads, as any other reader does. */
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        HB_RAISE(provctx, HB_R_INVALID_ARGUMENT, "cannot read %s %s: %s",
+                 what, path, strerror(errno));
+        goto fail;
     }
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+    /* One byte beyond what fstat() said: EOF is seen without a regrowth. */
+    cap = (size_t)st.st_size + 1;
+    if ((buf = OPENSSL_malloc(cap)) == NULL)
+        goto fail;
+    for (;;) {
+        ssize_t n;
 
+        if (got == cap) {
+            size_t ncap;
+
+            if (cap > max) {
+                HB_RAISE(provctx, HB_R_INVALID_ARGUMENT,
+                         "%s %s grew while being read to more than any such "
+                         "file (%zu bytes)", what, path, max);
+                goto fail;
+            }
+            ncap = cap < (max + 1) / 2 ? cap * 2 : max + 1;
+            /* clear_realloc: an input key file holds a private key. */
+            if ((nbuf = OPENSSL_clear_realloc(buf, cap, ncap)) == NULL)
+                goto fail;
+            buf = nbuf;
+            cap = ncap;
+        }
+        n = read(fd, buf + got, cap - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
             HB_RAISE(provctx, HB_R_INVALID_ARGUMENT, "cannot read %s %s: %s",
                      what, path, strerror(errno));
-            OPENSSL_clear_free(buf, (size_t)st.st_size);
-            close(fd);
-            return NULL;
+            goto fail;
         }
         if (n == 0)
             break; /* shrank while we read: take what is there */
@@ -135,11 +190,16 @@ unsigned char *hb_read_file(HB_PROV_CTX *provctx, const char *path,
     close(fd);
     if (got == 0) {
         HB_RAISE(provctx, HB_R_INVALID_ARGUMENT, "%s %s is empty", what, path);
-        OPENSSL_clear_free(buf, (size_t)st.st_size);
+        OPENSSL_clear_free(buf, cap);
         return NULL;
     }
     *len = got;
     return buf;
+
+fail:
+    OPENSSL_clear_free(buf, buf != NULL ? cap : 0);
+    close(fd);
+    return NULL;
 }
 
 int hb_write_private_file(HB_PROV_CTX *provctx, const char *path,
