@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"testing"
@@ -80,26 +79,15 @@ func (s *suite) wrapForImport(t *testing.T, m ports.MaskedKeyMaker, priv crypto.
 	if err != nil {
 		t.Fatalf("ImportWrappingKey: %v", err)
 	}
-	pub, err := x509.ParsePKIXPublicKey(spki)
-	wk, ok := pub.(*rsa.PublicKey)
-	if err != nil || !ok {
-		t.Fatalf("the import key is not an RSA public key (%T, %v)", pub, err)
-	}
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	aes := make([]byte, 32)
-	rand.Read(aes)
-	head, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, wk, aes, nil)
+	w, err := aeskw.RSAAESWrap(spki, pkcs8)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("wrapping under the backend's import key: %v", err)
 	}
-	tail, err := aeskw.WrapPad(aes, pkcs8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(head, tail...)
+	return w
 }
 
 // checkMasked checks what a masked-key maker returned and adds the key to

@@ -119,22 +119,12 @@ func (f *fixture) wrap(t *testing.T, priv crypto.PrivateKey) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := x509.ParsePKIXPublicKey(spki)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
-	aes := make([]byte, 32)
-	rand.Read(aes)
-	head, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub.(*rsa.PublicKey), aes, nil)
+	w, err := aeskw.RSAAESWrap(spki, pkcs8)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tail, err := aeskw.WrapPad(aes, pkcs8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(head, tail...)
+	return w
 }
 
 func ecdsaPub(t *testing.T, info core.KeyInfo) *ecdsa.PublicKey {

@@ -70,22 +70,12 @@ func TestMaskUnmaskAcrossInstances(t *testing.T) {
 // a fresh AES-256 key, then the RFC 5649 wrap of the PKCS#8 key.
 func wrapForImport(t *testing.T, wrappingSPKI []byte, priv crypto.Signer) []byte {
 	t.Helper()
-	pub, err := x509.ParsePKIXPublicKey(wrappingSPKI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	aesKey := make([]byte, 32)
-	rand.Read(aesKey)
-	head, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub.(*rsa.PublicKey), aesKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
-	tail, err := aeskw.WrapPad(aesKey, pkcs8)
+	w, err := aeskw.RSAAESWrap(wrappingSPKI, pkcs8)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(head, tail...)
+	return w
 }
 
 func TestGenerateAndImportMaskedWithUsageAndSessions(t *testing.T) {
