@@ -71,13 +71,18 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	access, err := hostsvc.NewAccess(cfg.Access)
+	if err != nil {
+		sock.Release()
+		return err
+	}
 	ctx := context.Background()
 	backends, routes, err := startBackends(ctx, cfg, log)
 	if err != nil {
 		sock.Release()
 		return err
 	}
-	svc, err := hostsvc.New(routes, backends)
+	svc, err := hostsvc.New(routes, backends, hostsvc.WithAccess(access))
 	if err != nil {
 		sock.Release()
 		closeAll(backends)
@@ -96,7 +101,7 @@ func serve(args []string, stderr io.Writer) error {
 		FrameTimeout: cfg.FrameTimeout, MaxConnsPerUID: perUID}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("serving", "socket", sockPath, "config", cfg.Source, "backends", cfg.BackendNames(), "version", hostVersion())
+	log.Info("serving", "socket", sockPath, "config", cfg.Source, "backends", cfg.BackendNames(), "policies", access.Rules(), "version", hostVersion())
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -140,11 +145,16 @@ func reload(ctx context.Context, configFlag string, old *config.Config, sockPath
 	path, err := config.Locate(configFlag)
 	if err == nil {
 		var cfg *config.Config
+		var access *hostsvc.Access
 		if cfg, err = config.Load(path); err == nil {
+			access, err = hostsvc.NewAccess(cfg.Access)
+		}
+		if err == nil {
 			var backends []hostsvc.Backend
 			var routes []hostsvc.Route
 			if backends, routes, err = startBackends(ctx, cfg, log); err == nil {
-				if err = svc.Swap(routes, backends); err != nil {
+				// Routes, backends and policy change in one step.
+				if err = svc.Swap(routes, backends, hostsvc.WithAccess(access)); err != nil {
 					closeAll(backends)
 				} else {
 					if s := config.SocketPath("", cfg); cfg.Socket != "" && s != sockPath {
@@ -159,7 +169,7 @@ func reload(ctx context.Context, configFlag string, old *config.Config, sockPath
 					if fixedLevel == "" && cfg.LogLevel != "" {
 						log.SetLevel(hclog.LevelFromString(cfg.LogLevel))
 					}
-					log.Info("configuration reloaded", "config", cfg.Source, "backends", cfg.BackendNames())
+					log.Info("configuration reloaded", "config", cfg.Source, "backends", cfg.BackendNames(), "policies", access.Rules())
 					return cfg
 				}
 			}

@@ -1,5 +1,6 @@
 // Package config reads hsmhost's HCL configuration: where the socket lives,
-// which backend plugins to start and how key references are routed to them.
+// which backend plugins to start, how key references are routed to them and
+// who may use which keys (policy blocks, policy.go).
 //
 // Routing is a longest-prefix match on the canonical form of a reference
 // (core.KeyRef.String), so akv:vault=X,name=k and managedhsm:X:k always go
@@ -33,6 +34,7 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/internal/hostsvc"
 	"github.com/hsmbridge/hsmbridge/internal/socketserver"
 )
 
@@ -61,6 +63,9 @@ type Config struct {
 	MaxConnectionsPerUID int
 	Backends             []Backend
 	Routes               []Route // in file order
+	// Access is the access policy: policy blocks (in file order),
+	// admin_users and admin_groups, names resolved to numbers.
+	Access hostsvc.AccessConfig
 }
 
 // Backend is one backend block.
@@ -102,6 +107,7 @@ func Default() *Config {
 			Settings: map[string]string{}, Where: EmbeddedSource,
 		}},
 		Routes: []Route{{Prefix: "", Backend: "simulator", Where: EmbeddedSource}},
+		Access: hostsvc.AccessConfig{Source: EmbeddedSource},
 	}
 }
 
@@ -141,10 +147,12 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "socket"}, {Name: "socket_mode"}, {Name: "socket_group"}, {Name: "log_level"},
 			{Name: "frame_timeout"}, {Name: "max_connections_per_uid"},
+			{Name: "admin_users"}, {Name: "admin_groups"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "backend", LabelNames: []string{"name"}},
 			{Type: "route"},
+			{Type: "policy", LabelNames: []string{"name"}},
 		},
 	}
 	backendSchema = &hcl.BodySchema{
@@ -256,7 +264,15 @@ func Parse(src []byte, filename string) (*Config, error) {
 		}
 	}
 
-	backendAt := map[string]string{}
+	cfg.Access.Source = filename
+	if a, ok := content.Attributes["admin_users"]; ok {
+		cfg.Access.AdminUsers = parseAdmins(a, false, &errs)
+	}
+	if a, ok := content.Attributes["admin_groups"]; ok {
+		cfg.Access.AdminGroups = parseAdmins(a, true, &errs)
+	}
+
+	backendAt, policyAt := map[string]string{}, map[string]string{}
 	for _, blk := range content.Blocks {
 		switch blk.Type {
 		case "backend":
@@ -269,6 +285,14 @@ func Parse(src []byte, filename string) (*Config, error) {
 			cfg.Backends = append(cfg.Backends, b)
 		case "route":
 			cfg.Routes = append(cfg.Routes, parseRoute(blk, &errs))
+		case "policy":
+			p := parsePolicy(blk, &errs)
+			if prev, dup := policyAt[p.Name]; dup {
+				errs.add(blk.DefRange, "policy %q is defined twice (first at %s)", p.Name, prev)
+				continue
+			}
+			policyAt[p.Name] = p.Where
+			cfg.Access.Rules = append(cfg.Access.Rules, p)
 		}
 	}
 

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/hsmbridge/hsmbridge/internal/hostsvc"
 )
 
 // FuzzParse parses arbitrary bytes as a configuration file, with Parse and
@@ -19,7 +21,8 @@ import (
 //   - an accepted configuration keeps every promise Parse makes: at least
 //     one backend and one route, unique valid backend names, every route
 //     naming a defined backend, unique prefixes that can match a canonical
-//     reference, absolute paths, a normalised sha256, a permission mode.
+//     reference, absolute paths, a normalised sha256, a permission mode,
+//     unique policy names and an access policy that compiles.
 func FuzzParse(f *testing.F) {
 	const name = "fuzz.hcl"
 	dir := f.TempDir()
@@ -157,5 +160,29 @@ func checkConfig(t *testing.T, src []byte, name string, cfg *Config) {
 		if !embedded && !wherePattern.MatchString(r.Where) {
 			fail("route %q at %q", r.Prefix, r.Where)
 		}
+	}
+	if cfg.Access.Source != name {
+		fail("access policy source %q", cfg.Access.Source)
+	}
+	policies := map[string]bool{}
+	for _, r := range cfg.Access.Rules {
+		if policies[r.Name] {
+			fail("policy %q twice", r.Name)
+		}
+		policies[r.Name] = true
+		if !wherePattern.MatchString(r.Where) {
+			fail("policy %q at %q", r.Name, r.Where)
+		}
+		for _, k := range r.Keys {
+			if msg := checkKeyPattern(k); msg != "" {
+				fail("%s", msg)
+			}
+		}
+		if r.Executable != "" && !filepath.IsAbs(r.Executable) {
+			fail("policy %q: executable %q is relative", r.Name, r.Executable)
+		}
+	}
+	if _, err := hostsvc.NewAccess(cfg.Access); err != nil {
+		fail("the policy does not compile: %v", err)
 	}
 }

@@ -2,16 +2,18 @@
 // into a backend call.
 //
 // For every request it parses the reference, puts it in canonical form,
-// routes it by longest prefix to one backend, and checks that the backend
-// declared the operation (and, for signing, the scheme) before calling it, so
-// a backend is never asked for something it said it cannot do. Errors keep
+// checks the access policy for the request's caller (access.go), routes it
+// by longest prefix to one backend, and checks that the backend declared
+// the operation (and, for signing, the scheme) before calling it, so a
+// backend is never asked for something it said it cannot do. Errors keep
 // their core.ErrorKind and are rewritten into one sentence naming the
 // canonical reference and the backend, which the OpenSSL front end shows as
 // it is.
 //
-// The routing table and the backends it points at are swapped as one value:
-// a reload builds a complete new table, swaps it in, waits for the calls
-// still using the old one and only then closes the old backends.
+// The routing table, the backends it points at and the access policy are
+// swapped as one value: a reload builds a complete new table, swaps it in,
+// waits for the calls still using the old one and only then closes the old
+// backends.
 package hostsvc
 
 import (
@@ -71,11 +73,15 @@ type table struct {
 	routes   []Route // longest prefix first
 	order    []Backend
 	backends map[string]Backend
+	access   *Access // nil: no policy rules
 	inflight sync.WaitGroup
 }
 
-func newTable(routes []Route, backends []Backend) (*table, error) {
+func newTable(routes []Route, backends []Backend, opts []Option) (*table, error) {
 	t := &table{backends: map[string]Backend{}, order: backends}
+	for _, o := range opts {
+		o(t)
+	}
 	for _, b := range backends {
 		if _, dup := t.backends[b.Name()]; dup {
 			return nil, fmt.Errorf("backend %q given twice", b.Name())
@@ -97,20 +103,22 @@ func newTable(routes []Route, backends []Backend) (*table, error) {
 	return t, nil
 }
 
-// New builds a service over the given backends and routes.
-func New(routes []Route, backends []Backend) (*Service, error) {
-	t, err := newTable(routes, backends)
+// New builds a service over the given backends and routes; WithAccess
+// gives it an access policy.
+func New(routes []Route, backends []Backend, opts ...Option) (*Service, error) {
+	t, err := newTable(routes, backends, opts)
 	if err != nil {
 		return nil, err
 	}
 	return &Service{cur: t}, nil
 }
 
-// Swap replaces the routes and backends at once. Calls already running finish
-// on the old table; Swap waits for them, then closes every old backend that
-// is not also in the new set.
-func (s *Service) Swap(routes []Route, backends []Backend) error {
-	t, err := newTable(routes, backends)
+// Swap replaces the routes, the backends and the access policy (WithAccess;
+// none if absent) at once. Calls already running finish on the old table;
+// Swap waits for them, then closes every old backend that is not also in
+// the new set.
+func (s *Service) Swap(routes []Route, backends []Backend, opts ...Option) error {
+	t, err := newTable(routes, backends, opts)
 	if err != nil {
 		return err
 	}
@@ -214,7 +222,9 @@ type call struct {
 	done    func()
 }
 
-func (s *Service) begin(ref, version string, op core.Operation) (*call, error) {
+// begin parses and routes ref and checks, in this order, the access policy
+// for the context's caller and the backend's declaration of op.
+func (s *Service) begin(ctx context.Context, ref, version string, op core.Operation) (*call, error) {
 	r, err := core.ParseKeyRef(ref)
 	if err != nil {
 		return nil, err
@@ -233,7 +243,13 @@ func (s *Service) begin(ref, version string, op core.Operation) (*call, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := t.route(r.String())
+	canonical := r.String()
+	// Before routing: a refused caller learns nothing about the backends.
+	if err := t.access.check(CallerFrom(ctx), op, keyOf(r, canonical)); err != nil {
+		done()
+		return nil, err
+	}
+	b, err := t.route(canonical)
 	if err != nil {
 		done()
 		return nil, err
@@ -311,7 +327,7 @@ func (c *call) key(info core.KeyInfo) Key {
 
 // GetKey returns the key's metadata and the reference pinned to its version.
 func (s *Service) GetKey(ctx context.Context, ref string) (Key, error) {
-	c, err := s.begin(ref, "", core.OpGetKey)
+	c, err := s.begin(ctx, ref, "", core.OpGetKey)
 	if err != nil {
 		return Key{}, err
 	}
@@ -342,7 +358,7 @@ const maxSignMessage = 900 << 10
 // after checking that it hashes to digest.
 func (s *Service) SignWithMessage(ctx context.Context, ref, version string, digest, message []byte, scheme core.SignatureScheme) ([]byte, SignTiming, error) {
 	var tm SignTiming
-	c, err := s.begin(ref, version, core.OpSign)
+	c, err := s.begin(ctx, ref, version, core.OpSign)
 	if err != nil {
 		return nil, tm, err
 	}
@@ -398,7 +414,7 @@ func notImplemented(op core.Operation) error {
 
 // Decrypt decrypts with the key.
 func (s *Service) Decrypt(ctx context.Context, ref, version string, ciphertext []byte, scheme core.EncryptionScheme) ([]byte, error) {
-	c, err := s.begin(ref, version, core.OpDecrypt)
+	c, err := s.begin(ctx, ref, version, core.OpDecrypt)
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +444,7 @@ func (s *Service) UnwrapKey(ctx context.Context, ref, version string, wrapped []
 }
 
 func (s *Service) wrapKey(ctx context.Context, ref, version string, data []byte, alg core.WrapAlgorithm, op core.Operation) ([]byte, error) {
-	c, err := s.begin(ref, version, op)
+	c, err := s.begin(ctx, ref, version, op)
 	if err != nil {
 		return nil, err
 	}
@@ -508,7 +524,7 @@ func (s *Service) Random(ctx context.Context, ref string, n int) ([]byte, error)
 		subject string
 	)
 	if ref != "" {
-		c, err := s.begin(ref, "", core.OpRandom)
+		c, err := s.begin(ctx, ref, "", core.OpRandom)
 		if err != nil {
 			return nil, err
 		}
@@ -549,8 +565,8 @@ func (s *Service) Random(ctx context.Context, ref string, n int) ([]byte, error)
 	return out, nil
 }
 
-func (s *Service) beginUnversioned(ref string, op core.Operation, what string) (*call, error) {
-	c, err := s.begin(ref, "", op)
+func (s *Service) beginUnversioned(ctx context.Context, ref string, op core.Operation, what string) (*call, error) {
+	c, err := s.begin(ctx, ref, "", op)
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +582,7 @@ func (s *Service) CreateKey(ctx context.Context, ref string, spec core.KeySpec) 
 	if err := spec.Validate(); err != nil {
 		return Key{}, core.Errorf(core.KindOf(err), "%s: %s", ref, err)
 	}
-	c, err := s.beginUnversioned(ref, core.OpCreateKey, "creating a key")
+	c, err := s.beginUnversioned(ctx, ref, core.OpCreateKey, "creating a key")
 	if err != nil {
 		return Key{}, err
 	}
@@ -584,7 +600,7 @@ func (s *Service) CreateKey(ctx context.Context, ref string, spec core.KeySpec) 
 
 // ImportKey imports a PKCS#8 private key.
 func (s *Service) ImportKey(ctx context.Context, ref string, pkcs8 []byte, usages []core.KeyUsage) (Key, error) {
-	c, err := s.beginUnversioned(ref, core.OpImportKey, "importing a key")
+	c, err := s.beginUnversioned(ctx, ref, core.OpImportKey, "importing a key")
 	if err != nil {
 		return Key{}, err
 	}
@@ -605,7 +621,7 @@ func (s *Service) ImportKey(ctx context.Context, ref string, pkcs8 []byte, usage
 
 // DeleteKey deletes every version of a key.
 func (s *Service) DeleteKey(ctx context.Context, ref string) (int, error) {
-	c, err := s.beginUnversioned(ref, core.OpDeleteKey, "deleting a key (which removes every version)")
+	c, err := s.beginUnversioned(ctx, ref, core.OpDeleteKey, "deleting a key (which removes every version)")
 	if err != nil {
 		return 0, err
 	}
@@ -624,7 +640,8 @@ func (s *Service) DeleteKey(ctx context.Context, ref string) (int, error) {
 // Backends know keys by namespace and name only, so the reference of a
 // listed key is rebuilt: the first scheme (the prefix's own, then those of
 // the routes to that backend, then managedhsm, then hsmbridge) that makes a
-// valid reference routed back to the same backend wins.
+// valid reference routed back to the same backend wins. With an access
+// policy, the caller sees only the keys it may get_key.
 func (s *Service) ListKeys(ctx context.Context, prefix string) ([]Key, error) {
 	t, done, err := s.acquire()
 	if err != nil {
@@ -676,6 +693,16 @@ func (s *Service) ListKeys(ctx context.Context, prefix string) ([]Key, error) {
 				out = append(out, Key{Reference: ref.WithVersion(info.ID.Version).String(), Backend: b.Name(), KeyInfo: info})
 			}
 		}
+	}
+	// With a policy, a caller sees the keys it may get_key.
+	if c := CallerFrom(ctx); c != nil && t.access.Rules() > 0 {
+		kept := out[:0]
+		for _, k := range out {
+			if r, err := core.ParseKeyRef(k.Reference); err == nil && t.access.Allowed(c, core.OpGetKey, keyOf(r, r.String())) {
+				kept = append(kept, k)
+			}
+		}
+		out = kept
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Reference < out[j].Reference })
 	return out, nil

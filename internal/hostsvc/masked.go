@@ -10,8 +10,8 @@ import (
 // Masked keys (docs/MASKED_KEYS.md): the reference is an azihsm:// URI that
 // only routes the request; the backend sees no path.
 
-func (s *Service) maskedCall(ref string, op core.Operation) (*call, ports.MaskedKeyMaker, error) {
-	c, err := s.begin(ref, "", op)
+func (s *Service) maskedCall(ctx context.Context, ref string, op core.Operation) (*call, ports.MaskedKeyMaker, error) {
+	c, err := s.begin(ctx, ref, "", op)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -29,7 +29,7 @@ func (s *Service) GenerateMasked(ctx context.Context, ref string, spec core.KeyS
 	if err := spec.Validate(); err != nil {
 		return nil, Key{}, core.Errorf(core.KindOf(err), "%s: %s", ref, err)
 	}
-	c, m, err := s.maskedCall(ref, core.OpGenerateMasked)
+	c, m, err := s.maskedCall(ctx, ref, core.OpGenerateMasked)
 	if err != nil {
 		return nil, Key{}, err
 	}
@@ -44,7 +44,7 @@ func (s *Service) GenerateMasked(ctx context.Context, ref string, spec core.KeyS
 // ImportWrappingKey returns the public key imports to ref's backend are
 // wrapped under.
 func (s *Service) ImportWrappingKey(ctx context.Context, ref string) ([]byte, error) {
-	c, m, err := s.maskedCall(ref, core.OpImportMasked)
+	c, m, err := s.maskedCall(ctx, ref, core.OpImportMasked)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func (s *Service) ImportWrappingKey(ctx context.Context, ref string) ([]byte, er
 
 // ImportMasked imports a wrapped private key and returns it masked.
 func (s *Service) ImportMasked(ctx context.Context, ref string, wrapped []byte, spec core.KeySpec, session string) (core.MaskedKey, Key, error) {
-	c, m, err := s.maskedCall(ref, core.OpImportMasked)
+	c, m, err := s.maskedCall(ctx, ref, core.OpImportMasked)
 	if err != nil {
 		return nil, Key{}, err
 	}
@@ -70,7 +70,7 @@ func (s *Service) ImportMasked(ctx context.Context, ref string, wrapped []byte, 
 // OpenMasked opens a blob in ref's backend; the returned reference names
 // the handle as its version.
 func (s *Service) OpenMasked(ctx context.Context, ref string, blob core.MaskedKey) (Key, error) {
-	c, err := s.begin(ref, "", core.OpUnmask)
+	c, err := s.begin(ctx, ref, "", core.OpUnmask)
 	if err != nil {
 		return Key{}, err
 	}
@@ -103,7 +103,7 @@ func (s *Service) EndSession(ctx context.Context, session string) {
 // Agree runs ECDH with the key at ref (an opened masked key, or any key
 // that allows deriveKey) and returns the shared secret masked.
 func (s *Service) Agree(ctx context.Context, ref, version string, peerPublicKeyDER []byte) (core.MaskedKey, error) {
-	c, err := s.begin(ref, version, core.OpAgree)
+	c, err := s.begin(ctx, ref, version, core.OpAgree)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (s *Service) Agree(ctx context.Context, ref, version string, peerPublicKeyD
 // Derive runs a KDF in ref's backend over a masked input and returns the
 // derived key masked.
 func (s *Service) Derive(ctx context.Context, ref string, params core.DeriveParams) (core.MaskedKey, error) {
-	c, err := s.begin(ref, "", core.OpDerive)
+	c, err := s.begin(ctx, ref, "", core.OpDerive)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (s *Service) Derive(ctx context.Context, ref string, params core.DerivePara
 
 // MAC computes an HMAC with the key at ref.
 func (s *Service) MAC(ctx context.Context, ref, version string, hash core.Hash, data []byte) ([]byte, error) {
-	c, err := s.begin(ref, version, core.OpMAC)
+	c, err := s.begin(ctx, ref, version, core.OpMAC)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,12 @@
 // accept, may hold at most MaxConnsPerUID connections; one more is answered
 // with an error and closed at once. Root is not exempt: in a container every
 // client is root, and the limit is a bound on memory, not a permission.
+//
+// The same credentials, completed once per connection with the peer's
+// supplementary groups and executable from /proc (callerOf), are the
+// caller of every request on the connection: the server puts them in the
+// request's context and hostsvc checks its access policy against them.
+// Refusals are logged once per uid per refusalLogEvery, with a count.
 package socketserver
 
 import (
@@ -128,7 +134,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		uid, known := peerUID(c)
+		cred, known := peerCred(c)
+		uid := cred.uid
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -143,15 +150,23 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.conns[c] = struct{}{}
 		s.connsWG.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c, uid, known)
+		go s.serveConn(c, cred, known)
 	}
 }
 
+// ucred is what SO_PEERCRED tells of a connection's peer.
+type ucred struct {
+	uid, gid uint32
+	pid      int32
+}
+
 // peer counts one uid's connections, and those refused since the last log
-// line about it.
+// line about it; likewise its requests the access policy refused.
 type peer struct {
 	open, refused int
 	warned        time.Time
+	denied        int
+	deniedWarned  time.Time
 }
 
 // admit counts a new connection of uid, or reports that uid is at its
@@ -201,6 +216,28 @@ func (s *Server) refuse(c net.Conn, uid uint32) {
 	c.Close()
 }
 
+// logDenied logs a request the access policy refused: at once for a uid's
+// first, then once per refusalLogEvery with the count since.
+func (s *Server) logDenied(c *hostsvc.Caller, req *hostapi.Request, msg string) {
+	n := 1
+	if c.Known {
+		s.mu.Lock()
+		p := s.peers[c.UID]
+		n = 0
+		if p != nil {
+			p.denied++
+			if time.Since(p.deniedWarned) >= refusalLogEvery {
+				n, p.denied, p.deniedWarned = p.denied, 0, time.Now()
+			}
+		}
+		s.mu.Unlock()
+	}
+	if n > 0 {
+		s.Log.Warn("request refused by the access policy", "op", opName(req), "uid", peerLabel(c.UID, c.Known),
+			"pid", c.PID, "exe", c.Exe, "refused_since_last_warning", n, "error", msg)
+	}
+}
+
 // setReadDeadline sets c's read deadline unless the server is shutting
 // down, whose own deadline it must not undo; it reports whether to go on.
 func (s *Server) setReadDeadline(c net.Conn, t time.Time) bool {
@@ -247,8 +284,13 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.cancel()
 }
 
-// serveConn reads c's requests; uid is its peer's, counted when known.
-func (s *Server) serveConn(c net.Conn, uid uint32, counted bool) {
+// serveConn reads c's requests; cred is its peer's, counted by uid when
+// known. The caller, with its groups and executable, is worked out once
+// here, and every request of the connection is made in its name.
+func (s *Server) serveConn(c net.Conn, cred ucred, counted bool) {
+	uid := cred.uid
+	caller := callerOf(cred, counted)
+	base := hostsvc.WithCaller(s.ctx, &caller)
 	var (
 		handlers sync.WaitGroup
 		session  string // from the connection's Hello
@@ -327,7 +369,7 @@ func (s *Server) serveConn(c net.Conn, uid uint32, counted bool) {
 		handlers.Add(1)
 		go func(session string) {
 			defer func() { <-sem; handlers.Done() }()
-			write(s.handle(req, start, session))
+			write(s.handle(base, &caller, req, start, session))
 		}(session)
 	}
 }
@@ -373,10 +415,11 @@ func (s *Server) leaveSession(session string) {
 	}
 }
 
-// handle runs one request; it never returns nil. session is the
-// connection's application session, if its Hello named one.
-func (s *Server) handle(req *hostapi.Request, start time.Time, session string) (resp *hostapi.Response) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.RequestTimeout)
+// handle runs one request; it never returns nil. base carries the
+// connection's caller; session is its application session, if its Hello
+// named one.
+func (s *Server) handle(base context.Context, caller *hostsvc.Caller, req *hostapi.Request, start time.Time, session string) (resp *hostapi.Response) {
+	ctx, cancel := context.WithTimeout(base, s.RequestTimeout)
 	defer cancel()
 	timing := &hostapi.Timing{}
 	defer func() {
@@ -386,6 +429,9 @@ func (s *Server) handle(req *hostapi.Request, start time.Time, session string) (
 		}
 		timing.HostNs = uint64(time.Since(start))
 		resp.Timing = timing
+		if resp.Error.GetKind() == hostapi.ErrorKind_ERROR_KIND_PERMISSION_DENIED {
+			s.logDenied(caller, req, resp.Error.GetMessage())
+		}
 		if resp.Error != nil {
 			s.Log.Debug("request failed", "id", req.GetId(), "op", opName(req), "kind", resp.Error.Kind, "error", resp.Error.Message)
 		} else {
