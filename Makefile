@@ -8,7 +8,7 @@ MODULES   := $(BUILD)/ossl-modules
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build deps provider provider-asan go-binaries c-tools test test-unit demo demo-mhsm demo-azihsm bench bench-mhsm proto clean install fuzz
+.PHONY: all build deps provider provider-asan go-binaries c-tools test test-unit demo demo-mhsm demo-azihsm bench bench-mhsm proto clean install fuzz fuzz-c
 
 all: build
 
@@ -100,3 +100,10 @@ clean:
 # already runs their checked-in seed corpora.
 fuzz:
 	@GO=$(GO) scripts/fuzz.sh
+
+# The C fuzz harnesses of the OpenSSL provider (adapters/openssl/fuzz/: the
+# key-reference decoder, the frame reader), libFuzzer with ASan/UBSan, each
+# for $(FUZZTIME) seconds (default 10); needs clang (Debian: apt-get install
+# clang).
+fuzz-c:
+	@scripts/fuzz-c.sh
