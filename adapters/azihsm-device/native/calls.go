@@ -287,6 +287,15 @@ func (l *Library) KeyProperty(key devapi.Handle, id devapi.KeyPropID) ([]byte, e
 }
 
 func (l *Library) Sign(algo devapi.Algo, key devapi.Handle, data []byte) ([]byte, error) {
+	return l.oneShot("azihsm_crypt_sign", algo, key, data, func(c *C.hb_lib, a *C.struct_azihsm_algo, k C.azihsm_handle, in, out *C.struct_azihsm_buffer) C.azihsm_status {
+		return C.hb_crypt_sign(c, a, k, in, out)
+	})
+}
+
+// oneShot is a one-shot crypto call (sign, decrypt): an algorithm, a key,
+// an input, and an output filled by the size-then-fill convention.
+func (l *Library) oneShot(name string, algo devapi.Algo, key devapi.Handle, data []byte,
+	call func(*C.hb_lib, *C.struct_azihsm_algo, C.azihsm_handle, *C.struct_azihsm_buffer, *C.struct_azihsm_buffer) C.azihsm_status) ([]byte, error) {
 	if err := l.enter(); err != nil {
 		return nil, err
 	}
@@ -298,11 +307,11 @@ func (l *Library) Sign(algo devapi.Algo, key devapi.Handle, data []byte) ([]byte
 		return nil, err
 	}
 	in := a.buffer(data)
-	sig := cnew[C.struct_azihsm_buffer](&a)
-	return fill("azihsm_crypt_sign", func(buf unsafe.Pointer, capacity uint32) (uint32, devapi.Status) {
-		sig.ptr, sig.len = buf, C.uint32_t(capacity)
-		st := C.hb_crypt_sign(l.c, calgo, C.azihsm_handle(key), in, sig)
-		return result(sig.len, st)
+	out := cnew[C.struct_azihsm_buffer](&a)
+	return fill(name, func(buf unsafe.Pointer, capacity uint32) (uint32, devapi.Status) {
+		out.ptr, out.len = buf, C.uint32_t(capacity)
+		st := call(l.c, calgo, C.azihsm_handle(key), in, out)
+		return result(out.len, st)
 	})
 }
 
@@ -369,21 +378,7 @@ func (l *Library) Verify(algo devapi.Algo, key devapi.Handle, data, sig []byte) 
 }
 
 func (l *Library) Decrypt(algo devapi.Algo, key devapi.Handle, ciphertext []byte) ([]byte, error) {
-	if err := l.enter(); err != nil {
-		return nil, err
-	}
-	defer l.leave()
-	var a arena
-	defer a.free()
-	calgo, err := a.algo(algo)
-	if err != nil {
-		return nil, err
-	}
-	in := a.buffer(ciphertext)
-	plain := cnew[C.struct_azihsm_buffer](&a)
-	return fill("azihsm_crypt_decrypt", func(buf unsafe.Pointer, capacity uint32) (uint32, devapi.Status) {
-		plain.ptr, plain.len = buf, C.uint32_t(capacity)
-		st := C.hb_crypt_decrypt(l.c, calgo, C.azihsm_handle(key), in, plain)
-		return result(plain.len, st)
+	return l.oneShot("azihsm_crypt_decrypt", algo, key, ciphertext, func(c *C.hb_lib, a *C.struct_azihsm_algo, k C.azihsm_handle, in, out *C.struct_azihsm_buffer) C.azihsm_status {
+		return C.hb_crypt_decrypt(c, a, k, in, out)
 	})
 }
