@@ -142,4 +142,9 @@ route {
 	if err == nil || !strings.Contains(out, "FAIL") || !strings.Contains(out, "/nonexistent/libazihsm_api_native.so") {
 		t.Fatalf("doctor without the library: %v\n%s", err, out)
 	}
+	h.stop()
+	if log := h.log.String(); !strings.Contains(log, "[WARN]") || !strings.Contains(log, "device is not available") ||
+		!strings.Contains(log, "/nonexistent/libazihsm_api_native.so") {
+		t.Fatalf("hsmhost's log does not warn at start-up that the library is missing and where it looked:\n%s", log)
+	}
 }

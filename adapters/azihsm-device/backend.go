@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/hsmbridge/hsmbridge/adapters/azihsm-device/devapi"
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/ports"
@@ -28,6 +30,7 @@ type Opener func(path string) (devapi.Library, error)
 type Backend struct {
 	opener Opener
 	getenv func(string) string
+	log    hclog.Logger
 
 	mu         sync.RWMutex
 	cfg        config
@@ -93,8 +96,13 @@ var (
 
 // New makes a backend that loads the library with opener when first used.
 func New(opener Opener) *Backend {
-	return &Backend{opener: opener, getenv: os.Getenv, apps: map[string]*session{}, keys: map[string]*openKey{}, appBlobs: map[string]string{}}
+	return &Backend{opener: opener, getenv: os.Getenv, log: hclog.NewNullLogger(),
+		apps: map[string]*session{}, keys: map[string]*openKey{}, appBlobs: map[string]string{}}
 }
+
+// SetLogger gives the backend a logger for what it says at start-up (the
+// plugin passes sdk.Logger, whose lines hsmhost logs at their level).
+func (b *Backend) SetLogger(l hclog.Logger) { b.log = l }
 
 // Configure takes the backend's settings and opens the device, so that a
 // missing library or device is reported at start-up; a device that cannot
@@ -109,7 +117,9 @@ func (b *Backend) Configure(ctx context.Context, settings map[string]string) err
 	b.closeLocked()
 	b.cfg, b.configured = cfg, true
 	if err := b.openLocked(); err != nil {
-		fmt.Fprintf(os.Stderr, "azihsm-device: %v\n", err) // the host logs plugin stderr
+		b.log.Warn("the Integrated HSM device is not available; operations will fail until it is", "error", err.Error())
+	} else {
+		b.log.Info("Integrated HSM device opened", "library", b.lib.Path(), "partition", b.partPath, "api_revision", b.rev.String())
 	}
 	return nil
 }

@@ -58,10 +58,17 @@ func Serve(impl ports.KeyLookup, opts ...Option) {
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, serverOptions()...)...)
 		},
-		Logger: hclog.New(&hclog.LoggerOptions{
-			Name: p.Name, Level: hclog.LevelFromString(os.Getenv("HSMBRIDGE_LOG_LEVEL")),
-			Output: os.Stderr, JSONFormat: true,
-		}),
+		Logger: Logger(p.Name),
+	})
+}
+
+// Logger is a logger for a plugin's own messages: JSON lines on stderr at
+// the host's log level, which hsmhost relays into its log at their level
+// under the backend's name (a plain stderr line is logged only at debug).
+func Logger(name string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name: name, Level: hclog.LevelFromString(os.Getenv("HSMBRIDGE_LOG_LEVEL")),
+		Output: os.Stderr, JSONFormat: true,
 	})
 }
 

@@ -22,6 +22,7 @@ func main() {
 		}
 		return lib, nil
 	})
+	b.SetLogger(sdk.Logger(azihsmdevice.Name))
 	defer b.Close()
 	sdk.Serve(b, sdk.WithName(azihsmdevice.Name), sdk.WithVersion(azihsmdevice.Version))
 }
