@@ -3,6 +3,7 @@ package mhsm
 import (
 	"context"
 	"encoding/asn1"
+	"errors"
 	"math/big"
 	"net/url"
 	"strings"
@@ -246,10 +247,35 @@ func (b *Backend) wrap(ctx context.Context, id core.KeyID, alg string, data []by
 		result = resp.Result
 		return err
 	})
+	bits := core.WrapAlgorithm(alg).AESKeyBits()
 	if err != nil {
+		if bits != 0 && info.Bits == 0 {
+			// The size is unknown here, so the service judged the
+			// algorithm against the key; say what to do if it refused.
+			return nil, wrongSizeHint(b.mapErr(c, op, info.ID, err), alg)
+		}
 		return nil, b.mapErr(c, op, info.ID, err)
 	}
+	if bits != 0 && info.Bits == 0 {
+		// The service took AnnnKW: the key has n bits. Managed HSM never
+		// says an oct key's size, so this is how the backend learns it.
+		info.Bits = bits
+		b.remember(info)
+	}
 	return result, nil
+}
+
+// wrongSizeHint adds, to a refusal of A128KW/A192KW/A256KW on an AES key
+// of unknown size, that CKM_AES_KEY_WRAP needs no size.
+func wrongSizeHint(err error, alg string) error {
+	var ce *core.Error
+	if !errors.As(err, &ce) || ce.Kind != core.KindInvalidInput {
+		return err
+	}
+	if ce.Message == "" {
+		return err
+	}
+	return &core.Error{Kind: ce.Kind, Err: ce.Err, Message: ce.Message + " (" + alg + " needs an AES key of exactly that size; CKM_AES_KEY_WRAP is the same RFC 3394 wrap with a key of any size)"}
 }
 
 // maxRandom bounds one Random call, as the host does; the service gives at

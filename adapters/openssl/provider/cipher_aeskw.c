@@ -14,14 +14,21 @@
  * `-pkeyopt algorithm:<name>`):
  *   A128KW, A192KW, A256KW   RFC 3394 with a key of exactly that size;
  *                            the default is the one matching the key
- *   CKM_AES_KEY_WRAP         RFC 3394 with any key size
+ *   CKM_AES_KEY_WRAP         RFC 3394 with any key size; the default for
+ *                            a key whose size the backend does not know
+ *                            (Managed HSM never says it): the same bytes
+ *                            as the AnnnKW of the key's size
  *   CKM_AES_KEY_WRAP_PAD     RFC 5649, for inputs of any length
  * OpenSSL's cipher names (id-aes256-wrap, AES-256-WRAP, id-aes256-wrap-pad,
  * …) and the seed's AES-256-KW are accepted as aliases; the sized ones also
  * pin the key size.
  *
  * Everything that is public -- key size against algorithm, input length --
- * is checked here, before any request, and named precisely. A failed unwrap
+ * is checked here, before any request, and named precisely. When the key's
+ * size is unknown (bits 0), a sized algorithm is sent as asked and the
+ * backend (the service) refuses a wrong one; the size in a padded alias
+ * (id-aes256-wrap-pad) cannot be checked then, RFC 5649 being the same
+ * request for every key size. A failed unwrap
  * gets one message whatever the backend found wrong.
  */
 #include <stdlib.h>
@@ -75,7 +82,8 @@ typedef struct {
     HB_PROV_CTX *provctx;
     HB_KEY *key;
     int operation;        /* EVP_PKEY_OP_ENCRYPT (wrap) or _DECRYPT (unwrap) */
-    const HB_KW_ALG *alg; /* NULL: AnnnKW for the key's size */
+    const HB_KW_ALG *alg; /* NULL: AnnnKW for the key's size, or
+                             CKM_AES_KEY_WRAP if that is unknown */
 } HB_KW_CTX;
 
 static const HB_KW_ALG *find_alg(const char *name)
@@ -88,12 +96,18 @@ static const HB_KW_ALG *find_alg(const char *name)
     return NULL;
 }
 
-/* The algorithm in effect: the chosen one, else the key size's AnnnKW. */
+/*
+ * The algorithm in effect: the chosen one, else the key size's AnnnKW, else
+ * (size unknown) CKM_AES_KEY_WRAP, which is RFC 3394 as well.
+ */
 static const HB_KW_ALG *effective_alg(const HB_KW_CTX *ctx)
 {
     if (ctx->alg != NULL)
         return ctx->alg;
-    switch (ctx->key != NULL ? ctx->key->bits : 0) {
+    if (ctx->key == NULL)
+        return NULL;
+    switch (ctx->key->bits) {
+    case 0:   return &kw_algs[3];
     case 128: return &kw_algs[0];
     case 192: return &kw_algs[1];
     case 256: return &kw_algs[2];
@@ -179,7 +193,8 @@ static int check_request(HB_KW_CTX *ctx, const HB_KW_ALG *alg, size_t inlen)
                  ctx->key->bits);
         return 0;
     }
-    if (alg->bits != 0 && alg->bits != ctx->key->bits) {
+    /* Unknown size (0): the backend checks a sized algorithm. */
+    if (alg->bits != 0 && ctx->key->bits != 0 && alg->bits != ctx->key->bits) {
         HB_RAISE(ctx->provctx, HB_R_BAD_KEY,
                  "%s: %s needs a %d-bit AES key, this key has %d bits "
                  "(leave -pkeyopt algorithm unset to use A%dKW, or choose "

@@ -3,7 +3,7 @@
  *
  * Such a key has no public half, so unlike keymgmt.c there is no EVP_PKEY
  * behind the object: it is the host's version-pinned reference, the key
- * size and nothing else. The key bytes never reach this process; the only
+ * size (0 when the backend does not know it) and nothing else. The key bytes never reach this process; the only
  * thing OpenSSL can do with the key is the asym_cipher of the same name
  * (cipher_aeskw.c), which wraps and unwraps in the backend.
  *
@@ -26,8 +26,15 @@ HB_KEY *hb_oct_key_from_info(HB_PROV_CTX *provctx, const void *keyinfo)
     const Hsmbridge__Host__V1__KeyInfo *info = keyinfo;
     HB_KEY *key;
 
-    /* Key Vault's oct-HSM sizes; anything else is not an AES key. */
-    if (info->bits != 128 && info->bits != 192 && info->bits != 256) {
+    /*
+     * Key Vault's oct-HSM sizes; anything else is not an AES key. 0 is a
+     * size the backend does not know: Managed HSM never says an oct key's
+     * size, so a key the backend did not create itself arrives so. Such a
+     * key still wraps (cipher_aeskw.c): RFC 3394 needs no size on the wire,
+     * and a sized algorithm is checked by the backend instead of here.
+     */
+    if (info->bits != 0 && info->bits != 128 && info->bits != 192
+        && info->bits != 256) {
         HB_RAISE(provctx, HB_R_BAD_KEY,
                  "%s is a %d-bit symmetric key; only 128, 192 and 256-bit "
                  "AES keys can be used for key wrapping", info->reference,
@@ -44,8 +51,8 @@ HB_KEY *hb_oct_key_from_info(HB_PROV_CTX *provctx, const void *keyinfo)
         hb_key_free(key);
         return NULL;
     }
-    HB_DEBUG("key %s version %s (AES, %d bits)", key->reference, key->version,
-             key->bits);
+    HB_DEBUG("key %s version %s (AES, %d bits%s)", key->reference,
+             key->version, key->bits, key->bits == 0 ? ": size unknown" : "");
     return key;
 }
 
