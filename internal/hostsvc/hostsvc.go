@@ -683,7 +683,7 @@ func (s *Service) ListKeys(ctx context.Context, prefix string) ([]Key, error) {
 		if !ok {
 			return nil, wrap("listing keys", b.Name(), notImplemented(core.OpListKeys))
 		}
-		infos, err := l.ListKeys(ctx, "")
+		infos, err := l.ListKeys(ctx, namespaceOf(prefix))
 		if err != nil {
 			return nil, wrap("listing keys", b.Name(), err)
 		}
@@ -706,6 +706,20 @@ func (s *Service) ListKeys(ctx context.Context, prefix string) ([]Key, error) {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Reference < out[j].Reference })
 	return out, nil
+}
+
+// namespaceOf is the namespace a listing prefix names in full
+// ("managedhsm:MyHSM:…", "hsmbridge:ns:…"), so that a backend that lists
+// per namespace (one HSM at a time) is asked for that one; "" otherwise.
+func namespaceOf(prefix string) string {
+	scheme, rest, ok := strings.Cut(prefix, ":")
+	if !ok || (core.Scheme(scheme) != core.SchemeManagedHSM && core.Scheme(scheme) != core.SchemeGeneric) {
+		return ""
+	}
+	if ns, _, ok := strings.Cut(rest, ":"); ok {
+		return ns
+	}
+	return ""
 }
 
 func (t *table) referenceFor(b Backend, info core.KeyInfo, schemes []string, prefix string) (core.KeyRef, bool) {

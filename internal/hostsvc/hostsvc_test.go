@@ -266,3 +266,31 @@ func TestNewRejectsBadTables(t *testing.T) {
 		t.Fatal("duplicate backend accepted")
 	}
 }
+
+// perHSMLister lists one namespace at a time, as the Managed HSM backend
+// does when its config names no HSMs.
+type perHSMLister struct{ *fakebackend.Backend }
+
+func (b perHSMLister) ListKeys(ctx context.Context, ns string) ([]core.KeyInfo, error) {
+	if ns == "" {
+		return nil, core.Errorf(core.KindInvalidInput, "which HSMs? name one")
+	}
+	return b.Backend.ListKeys(ctx, ns)
+}
+
+func TestListKeysWithTheHSMNamedAsksForThatHSM(t *testing.T) {
+	f := fakebackend.New("mhsm")
+	svc, _ := hostsvc.New([]hostsvc.Route{{Prefix: "managedhsm:", Backend: "mhsm"}}, []hostsvc.Backend{perHSMLister{f}})
+	for _, r := range []string{"managedhsm:MyHSM:one", "managedhsm:OtherHSM:two"} {
+		if _, err := svc.CreateKey(ctx, r, ecSpec()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := svc.ListKeys(ctx, "managedhsm:MyHSM:")
+	if err != nil {
+		t.Fatalf("listing with the HSM named: %v", err)
+	}
+	if len(keys) != 1 || !strings.HasPrefix(keys[0].Reference, "managedhsm:MyHSM:one") {
+		t.Fatalf("listed %+v, want managedhsm:MyHSM:one only", keys)
+	}
+}
