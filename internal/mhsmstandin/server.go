@@ -28,9 +28,10 @@ const DefaultTenant = "00000000-0000-0000-0000-000000000000"
 const DefaultResource = "https://managedhsm.azure.net"
 
 // SupportedAPIVersions are the api-version values accepted by default: the
-// ones azkeys releases have sent to Managed HSM (the recordings show 7.4,
-// 7.5-preview.1, 7.5 and 7.6; azkeys v1.5.0 sends 2025-07-01).
-var SupportedAPIVersions = []string{"7.4", "7.5", "7.5-preview.1", "7.6", "2025-07-01", "2026-01-01-preview"}
+// ones azkeys releases have sent to Managed HSM (the recordings show
+// 7.3-preview, 7.4, 7.5-preview.1, 7.5 and 7.6; azkeys v1.5.0 sends
+// 2025-07-01).
+var SupportedAPIVersions = []string{"7.3-preview", "7.4", "7.5", "7.5-preview.1", "7.6", "2025-07-01", "2026-01-01-preview"}
 
 // Options configure a Server. The zero value works: any bearer token is
 // accepted, the default tenant and resource are announced.
@@ -283,8 +284,19 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		if !carriesRegion(code) {
+			w.Header().Del("x-ms-keyvault-region")
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// carriesRegion tells whether an answer with this status carries
+// x-ms-keyvault-region: in the recordings every 200 and 204 does, and no
+// 401 (challenge) or 404 (KeyNotFound) does. Other statuses are not
+// recorded; they keep it.
+func carriesRegion(code int) bool {
+	return code != http.StatusUnauthorized && code != http.StatusNotFound
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
@@ -388,7 +400,7 @@ func (s *Server) setServiceHeaders(w http.ResponseWriter) {
 	h.Set("X-Frame-Options", "SAMEORIGIN")
 	h.Set("x-ms-request-id", newActivityID())
 	h.Set("x-ms-server-latency", "0")
-	h.Set("x-ms-keyvault-region", "local")
+	h.Set("x-ms-keyvault-region", "local") // dropped for 401/404: see carriesRegion
 }
 
 // challenge answers 401 with the Key Vault challenge. The first,

@@ -37,6 +37,7 @@ func (v *keyVersion) clone() *keyVersion {
 // the current one.
 type keyEntry struct {
 	name        string
+	seq         uint64 // creation order of the name: listings follow it
 	versions    []*keyVersion
 	deletedDate int64 // set while in the deleted state
 }
@@ -64,6 +65,7 @@ type store struct {
 	mu      sync.RWMutex
 	live    map[string]*keyEntry // by lower-case name
 	deleted map[string]*keyEntry
+	nextSeq uint64 // next keyEntry.seq
 
 	saveMu sync.Mutex
 }
@@ -99,7 +101,8 @@ func (st *store) add(v *keyVersion) error {
 	}
 	e := st.live[k]
 	if e == nil {
-		e = &keyEntry{name: v.name}
+		st.nextSeq++
+		e = &keyEntry{name: v.name, seq: st.nextSeq}
 		st.live[k] = e
 	}
 	v.name = e.name
@@ -182,15 +185,26 @@ func (st *store) recover(name string) (*keyVersion, error) {
 	return e.latest(), nil
 }
 
-// listLive returns the current version of every live key, by name.
+// byCreation returns m's entries in the order their names were created:
+// the service lists keys in creation order, not by name (see the ListKeys
+// recording).
+func byCreation(m map[string]*keyEntry) []*keyEntry {
+	out := make([]*keyEntry, 0, len(m))
+	for _, e := range m {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
+	return out
+}
+
+// listLive returns the current version of every live key, in creation order.
 func (st *store) listLive() []*keyVersion {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	out := make([]*keyVersion, 0, len(st.live))
-	for _, e := range st.live {
+	for _, e := range byCreation(st.live) {
 		out = append(out, e.latest())
 	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].name) < strings.ToLower(out[j].name) })
 	return out
 }
 
@@ -214,10 +228,9 @@ func (st *store) listDeleted() []deletedSnapshot {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	out := make([]deletedSnapshot, 0, len(st.deleted))
-	for _, e := range st.deleted {
+	for _, e := range byCreation(st.deleted) {
 		out = append(out, deletedSnapshot{e.latest(), e.deletedDate})
 	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].v.name) < strings.ToLower(out[j].v.name) })
 	return out
 }
 
@@ -240,6 +253,7 @@ type persistedVersion struct {
 
 type persistedEntry struct {
 	Name        string             `json:"name"`
+	Seq         uint64             `json:"seq,omitempty"` // creation order
 	DeletedDate int64              `json:"deletedDate,omitempty"`
 	Versions    []persistedVersion `json:"versions"`
 }
@@ -255,9 +269,9 @@ func (st *store) save(path string) error {
 	st.mu.RLock()
 	var ps persistedState
 	conv := func(m map[string]*keyEntry) []persistedEntry {
-		var out []persistedEntry
-		for _, e := range m {
-			pe := persistedEntry{Name: e.name, DeletedDate: e.deletedDate}
+		var out []persistedEntry // in creation order: load restores it
+		for _, e := range byCreation(m) {
+			pe := persistedEntry{Name: e.name, Seq: e.seq, DeletedDate: e.deletedDate}
 			for _, v := range e.versions {
 				pe.Versions = append(pe.Versions, persistedVersion{
 					Version: v.version, Kty: v.kty, Crv: v.crv, Ops: v.ops, Enabled: v.enabled,
@@ -267,7 +281,6 @@ func (st *store) save(path string) error {
 			}
 			out = append(out, pe)
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 		return out
 	}
 	ps.Keys, ps.Deleted = conv(st.live), conv(st.deleted)
@@ -304,6 +317,7 @@ func (st *store) load(path string) error {
 	if err := json.Unmarshal(b, &ps); err != nil {
 		return err
 	}
+	var loaded []*keyEntry
 	conv := func(pes []persistedEntry, into map[string]*keyEntry) error {
 		for _, pe := range pes {
 			e := &keyEntry{name: pe.Name, deletedDate: pe.DeletedDate}
@@ -323,6 +337,11 @@ func (st *store) load(path string) error {
 				})
 			}
 			if len(e.versions) > 0 {
+				if pe.Seq > st.nextSeq {
+					st.nextSeq = pe.Seq
+				}
+				e.seq = pe.Seq
+				loaded = append(loaded, e)
 				into[strings.ToLower(pe.Name)] = e
 			}
 		}
@@ -333,5 +352,16 @@ func (st *store) load(path string) error {
 	if err := conv(ps.Keys, st.live); err != nil {
 		return err
 	}
-	return conv(ps.Deleted, st.deleted)
+	if err := conv(ps.Deleted, st.deleted); err != nil {
+		return err
+	}
+	// Files written before seq was kept: the file's order (which was by
+	// name) stands for the creation order.
+	for _, e := range loaded {
+		if e.seq == 0 {
+			st.nextSeq++
+			e.seq = st.nextSeq
+		}
+	}
+	return nil
 }
