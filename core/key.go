@@ -146,8 +146,21 @@ func (s KeySpec) Validate() error {
 	default:
 		return Errorf(KindUnsupported, "key type %q is not supported (RSA, EC or oct)", s.Type)
 	}
-	if len(s.Usages) == 0 {
-		return Errorf(KindInvalidInput, "a key needs at least one allowed operation")
+	return nil
+}
+
+// DefaultUsages are the operations Managed HSM gives a new key of type t
+// when the create request names none (as recorded from the service): what
+// `az keyvault key create` without --ops gets, and what backends apply to a
+// KeySpec with no Usages.
+func DefaultUsages(t KeyType) []KeyUsage {
+	switch t {
+	case KeyTypeRSA:
+		return []KeyUsage{UsageWrapKey, UsageDecrypt, UsageEncrypt, UsageUnwrapKey, UsageSign, UsageVerify}
+	case KeyTypeEC:
+		return []KeyUsage{UsageVerify, UsageDeriveKey, UsageSign}
+	case KeyTypeOct:
+		return []KeyUsage{UsageEncrypt, UsageDecrypt, UsageWrapKey, UsageUnwrapKey, UsageSign, UsageVerify, UsageDeriveKey}
 	}
 	return nil
 }

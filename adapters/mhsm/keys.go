@@ -147,6 +147,9 @@ func ellipticCurve(c core.Curve) elliptic.Curve {
 
 // keyOps converts usages to key_ops words (the same words in Key Vault).
 func keyOps(usages []core.KeyUsage) ([]*azkeys.KeyOperation, error) {
+	if len(usages) == 0 {
+		return nil, nil // key_ops left out: the service chooses
+	}
 	ops := make([]*azkeys.KeyOperation, 0, len(usages))
 	seen := map[core.KeyUsage]bool{}
 	for _, u := range usages {

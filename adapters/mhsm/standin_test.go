@@ -372,3 +372,26 @@ func mustRSA(t *testing.T, info core.KeyInfo) *rsa.PublicKey {
 	}
 	return pub.(*rsa.PublicKey)
 }
+
+// A create with no operations sends no key_ops, and the key gets what the
+// service gives (the stand-in answers as the recordings show).
+func TestCreateWithoutOperationsLetsTheServiceChoose(t *testing.T) {
+	s := startStandin(t)
+	ctx := context.Background()
+	b, _ := s.backend(t, testToken)
+	for _, spec := range []core.KeySpec{{Type: core.KeyTypeRSA, Bits: 2048}, {Type: core.KeyTypeEC, Curve: core.CurveP256}, {Type: core.KeyTypeOct, Bits: 256}} {
+		info, err := b.CreateKey(ctx, core.KeyID{Namespace: "errhsm", Name: "defaults-" + string(spec.Type)}, spec)
+		if err != nil {
+			t.Fatalf("%s: %v", spec.Type, err)
+		}
+		want := core.DefaultUsages(spec.Type)
+		if len(info.Usages) != len(want) {
+			t.Fatalf("%s key got %v, the service gives %v", spec.Type, info.Usages, want)
+		}
+		for _, u := range want {
+			if !info.Allows(u) {
+				t.Fatalf("%s key got %v, the service gives %v", spec.Type, info.Usages, want)
+			}
+		}
+	}
+}

@@ -61,7 +61,7 @@ func keyCommand(args []string, stdout, stderr io.Writer) error {
 		kty := fs.String("kty", "EC", "key type: RSA, EC or oct (RSA-HSM, EC-HSM, oct-HSM accepted)")
 		size := fs.Int("size", 0, "RSA: 2048, 3072 or 4096 (default 2048); oct: 128, 192 or 256 (default 256)")
 		curve := fs.String("curve", "", "EC curve: P-256, P-384 or P-521 (default P-256)")
-		ops := fs.String("ops", "", "allowed operations, comma-separated (default: all that suit the key type)")
+		ops := fs.String("ops", "", "allowed operations, comma-separated (default: none sent, the backend gives what Managed HSM gives: RSA sign, verify, encrypt, decrypt, wrapKey, unwrapKey; EC sign, verify, deriveKey; oct all seven)")
 		ref, err := oneRef(fs, args, "create")
 		if err != nil {
 			return err
@@ -259,11 +259,15 @@ func createSpec(kty string, size int, curve, ops string) (core.KeySpec, error) {
 	default:
 		return spec, usagef("--kty %q is not RSA, EC or oct", kty)
 	}
-	usages, err := parseOps(ops, spec.Type)
-	if err != nil {
-		return spec, err
+	// Without --ops nothing is sent and the backend gives the key what the
+	// service gives it (core.DefaultUsages), as az does.
+	if strings.TrimSpace(ops) != "" {
+		usages, err := parseOps(ops, spec.Type)
+		if err != nil {
+			return spec, err
+		}
+		spec.Usages = usages
 	}
-	spec.Usages = usages
 	if err := spec.Validate(); err != nil {
 		return spec, usagef("%s", err)
 	}

@@ -513,6 +513,9 @@ func (b *Backend) CreateKey(ctx context.Context, id core.KeyID, spec core.KeySpe
 	if err := spec.Validate(); err != nil {
 		return core.KeyInfo{}, err
 	}
+	if len(spec.Usages) == 0 {
+		spec.Usages = core.DefaultUsages(spec.Type) // what Managed HSM gives such a key
+	}
 	usages, err := normalizeUsages(spec.Usages)
 	if err != nil {
 		return core.KeyInfo{}, err

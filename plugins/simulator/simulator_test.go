@@ -434,7 +434,6 @@ func TestCreateRefusals(t *testing.T) {
 		{id, core.KeySpec{Type: core.KeyTypeOct, Bits: 512, Usages: []core.KeyUsage{core.UsageWrapKey}}, core.ErrUnsupported},
 		{id, rsaSpec(1024, core.UsageSign), core.ErrUnsupported},
 		{id, ecSpec("secp256k1", core.UsageSign), core.ErrUnsupported},
-		{id, ecSpec(core.CurveP256), core.ErrInvalidInput},
 		{id, ecSpec(core.CurveP256, "fly"), core.ErrInvalidInput},
 		{core.KeyID{Namespace: "ns", Name: "k", Version: strings.Repeat("0", 32)}, ecSpec(core.CurveP256, core.UsageSign), core.ErrInvalidInput},
 		{core.KeyID{Namespace: "", Name: "k"}, ecSpec(core.CurveP256, core.UsageSign), core.ErrInvalidInput},
@@ -646,6 +645,27 @@ func BenchmarkECDSASignBaseline(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := ecdsa.SignASN1(rand.Reader, k, d); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A create with no allowed operations gets what Managed HSM gives such a
+// key (checked against the service's recorded answers in core.DefaultUsages).
+func TestCreateWithoutOperationsGetsTheServiceDefaults(t *testing.T) {
+	b, _ := newBackend(t)
+	for _, spec := range []core.KeySpec{rsaSpec(2048), ecSpec(core.CurveP256), {Type: core.KeyTypeOct, Bits: 256}} {
+		info, err := b.CreateKey(ctx, core.KeyID{Namespace: "ns", Name: "d-" + string(spec.Type)}, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := core.DefaultUsages(spec.Type)
+		if len(info.Usages) != len(want) {
+			t.Fatalf("%s key got %v, want %v", spec.Type, info.Usages, want)
+		}
+		for _, u := range want {
+			if !info.Allows(u) {
+				t.Fatalf("%s key got %v, want %v", spec.Type, info.Usages, want)
+			}
 		}
 	}
 }
