@@ -425,7 +425,7 @@ func TestAzIHSMHandleSurvivesHostRestart(t *testing.T) {
 		}
 	}
 	handshake("before the restart")
-	h.restartHost(t)
+	h.restartHost(t, nil)
 	handshake("after the restart")
 	if !strings.Contains(srvOut.String(), "opening ./server.bin again") {
 		t.Fatalf("the server did not re-open the blob:\n%s", srvOut.String())
@@ -433,8 +433,8 @@ func TestAzIHSMHandleSurvivesHostRestart(t *testing.T) {
 }
 
 // restartHost stops hsmhost and starts it again with the same socket and
-// state directory.
-func (h *host) restartHost(t *testing.T) {
+// state directory; args are added to `serve`, env to its environment.
+func (h *host) restartHost(t *testing.T, args []string, env ...string) {
 	t.Helper()
 	h.cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
@@ -445,8 +445,8 @@ func (h *host) restartHost(t *testing.T) {
 		h.cmd.Process.Kill()
 		<-done
 	}
-	h.cmd = exec.Command(hsmhostBin, "serve", "--log-level", "debug")
-	h.cmd.Env = h.env()
+	h.cmd = exec.Command(hsmhostBin, append([]string{"serve", "--log-level", "debug"}, args...)...)
+	h.cmd.Env = append(h.env(), env...)
 	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)

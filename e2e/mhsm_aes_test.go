@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -146,30 +145,5 @@ func (s *standin) restDo(t *testing.T, req *http.Request) string {
 // socket and token: a process that knows nothing of the keys.
 func restartMHSMHost(t *testing.T, h *host, s *standin) {
 	t.Helper()
-	h.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { h.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		h.cmd.Process.Kill()
-		<-done
-	}
-	h.cmd = exec.Command(hsmhostBin, "serve", "--log-level", "debug", "--config", filepath.Join(h.dir, "hsmhost.hcl"))
-	h.cmd.Env = append(h.env(), mhsm.EnvStaticToken+"="+s.token)
-	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
-	if err := h.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if c, err := net.Dial("unix", h.socket); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hsmhost did not come back on %s:\n%s", h.socket, h.log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	h.restartHost(t, []string{"--config", filepath.Join(h.dir, "hsmhost.hcl")}, mhsm.EnvStaticToken+"="+s.token)
 }
