@@ -188,9 +188,10 @@ func (p *problems) diags(d hcl.Diagnostics) {
 		if x.Severity != hcl.DiagError {
 			continue
 		}
-		msg := x.Summary
-		if x.Detail != "" {
-			msg += ": " + x.Detail
+		// One problem, one line: hcl's details can hold paragraphs.
+		msg := strings.Join(strings.Fields(x.Summary), " ")
+		if detail := strings.Join(strings.Fields(x.Detail), " "); detail != "" {
+			msg += ": " + detail
 		}
 		if x.Subject != nil {
 			p.add(*x.Subject, "%s", msg)
