@@ -19,6 +19,7 @@ import (
 	"github.com/hsmbridge/hsmbridge/internal/hostsvc"
 	"github.com/hsmbridge/hsmbridge/internal/pluginhost"
 	"github.com/hsmbridge/hsmbridge/internal/socketserver"
+	"github.com/hsmbridge/hsmbridge/plugins/sdk"
 	"github.com/hsmbridge/hsmbridge/plugins/simulator"
 )
 
@@ -76,6 +77,7 @@ func serve(args []string, stderr io.Writer) error {
 		sock.Release()
 		return err
 	}
+	sdk.ProfileFromEnv("hsmhost")
 	ctx := context.Background()
 	backends, routes, err := startBackends(ctx, cfg, log)
 	if err != nil {

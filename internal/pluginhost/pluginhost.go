@@ -70,8 +70,11 @@ const (
 
 // passedThrough are the only variables of hsmhost's environment a plugin
 // sees unless the config names more. GOMAXPROCS passes so that an operator
-// can trade a plugin's parallelism for fewer cross-thread wake-ups.
-var passedThrough = []string{"PATH", "HOME", "TMPDIR", "HSMBRIDGE_LOG_LEVEL", "HSMBRIDGE_STATE_DIR", "GOMAXPROCS"}
+// can trade a plugin's parallelism for fewer cross-thread wake-ups (and
+// GOGC its memory for CPU); the profile variables let a benchmark profile
+// the plugin (sdk.ProfileFromEnv).
+var passedThrough = []string{"PATH", "HOME", "TMPDIR", "HSMBRIDGE_LOG_LEVEL", "HSMBRIDGE_STATE_DIR", "GOMAXPROCS", "GOGC",
+	"HSMBRIDGE_CPUPROFILE", "HSMBRIDGE_CPUPROFILE_SECONDS"}
 
 // Backend is one running plugin. It implements every ports interface; the
 // operations the plugin did not declare are refused by the SDK client.
@@ -152,10 +155,24 @@ func (b *Backend) launch(ctx context.Context) error {
 		client.Kill()
 		return core.Errorf(core.KindOf(err), "backend %q: configuring plugin: %w", b.spec.Name, err)
 	}
+	if dataPathWanted() {
+		if _, err := conn.OpenDataPath(cctx); err != nil {
+			// gRPC still carries everything, only slower.
+			b.log.Warn("plugin's data path refused; key operations go over gRPC", "error", err)
+		}
+	}
+	if b.conn != nil {
+		b.conn.Close() // the last run's data connection
+	}
 	b.client, b.conn = client, conn
-	b.log.Info("plugin started", "command", b.spec.Command, "declares", conn.Description().Operations)
+	b.log.Info("plugin started", "command", b.spec.Command, "data_path", conn.DataPath(), "declares", conn.Description().Operations)
 	return nil
 }
+
+// dataPathWanted: key operations go over the plugin's data path (see
+// plugins/sdk) unless HSMBRIDGE_DATA_PATH=grpc asks for gRPC throughout, to
+// compare the two or to rule the data path out.
+func dataPathWanted() bool { return os.Getenv("HSMBRIDGE_DATA_PATH") != "grpc" }
 
 // current returns a live connection, relaunching a plugin that exited.
 func (b *Backend) current(ctx context.Context) (*sdk.Client, error) {
@@ -240,6 +257,17 @@ func (b *Backend) Exited() bool {
 	return b.client == nil || b.client.Exited()
 }
 
+// DataPath is how key operations reach the plugin: "socket" (the data
+// path) or "grpc".
+func (b *Backend) DataPath() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn == nil {
+		return ""
+	}
+	return b.conn.DataPath()
+}
+
 // Name is the backend's name in the config.
 func (b *Backend) Name() string { return b.spec.Name }
 
@@ -258,6 +286,9 @@ func (b *Backend) Close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
+	if b.conn != nil {
+		b.conn.Close()
+	}
 	if b.client != nil {
 		b.client.Kill()
 	}

@@ -113,7 +113,37 @@ func TestErrorKindsCrossTheBoundary(t *testing.T) {
 	}
 }
 
+func TestKeyOperationsTakeTheDataPathUnlessGRPCIsAsked(t *testing.T) {
+	for _, want := range []string{"socket", "grpc"} {
+		t.Run(want, func(t *testing.T) {
+			if want == "grpc" {
+				t.Setenv("HSMBRIDGE_DATA_PATH", "grpc")
+			}
+			b := start(t, Spec{Name: "t", Command: testPlugin})
+			if got := b.DataPath(); got != want {
+				t.Fatalf("data path %q", got)
+			}
+			signAndVerify(t, b)
+			_, err := b.GetKey(context.Background(), core.KeyID{Name: "nope"})
+			if !errors.Is(err, core.ErrNotFound) {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+}
+
 func TestPluginThatDiesFailsInFlightAndIsRestarted(t *testing.T) {
+	for _, path := range []string{"socket", "grpc"} {
+		t.Run(path, func(t *testing.T) {
+			if path == "grpc" {
+				t.Setenv("HSMBRIDGE_DATA_PATH", "grpc")
+			}
+			pluginDiesInFlight(t)
+		})
+	}
+}
+
+func pluginDiesInFlight(t *testing.T) {
 	b := start(t, Spec{Name: "crashy", Command: testPlugin})
 	firstPID := b.PID()
 	done := make(chan error, 1)

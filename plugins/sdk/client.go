@@ -13,6 +13,7 @@ import (
 type Client struct {
 	rpc  pb.BackendClient
 	desc core.BackendDescription
+	data *dataConn // the key operations' own connection; nil: all on gRPC
 }
 
 // NewClient asks the plugin to describe itself.
@@ -41,9 +42,11 @@ func (c *Client) Configure(ctx context.Context, settings map[string]string) erro
 }
 
 func (c *Client) GetKey(ctx context.Context, id core.KeyID) (core.KeyInfo, error) {
-	k, err := c.rpc.GetKey(ctx, &pb.KeyRequest{Key: keyIDToPB(id)})
+	k, err := invoke(c, ctx, &pb.KeyRequest{Key: keyIDToPB(id)},
+		func(r *pb.KeyRequest) *pb.DataRequest { return &pb.DataRequest{Op: &pb.DataRequest_GetKey{GetKey: r}} },
+		(*pb.DataResponse).GetKey, c.rpc.GetKey)
 	if err != nil {
-		return core.KeyInfo{}, fromStatus(err)
+		return core.KeyInfo{}, err
 	}
 	return keyInfoFromPB(k), nil
 }
@@ -111,11 +114,16 @@ func (c *Client) SignTimed(ctx context.Context, id core.KeyID, digest []byte, sc
 	if !c.desc.SupportsSignature(scheme) {
 		return nil, 0, core.Errorf(core.KindUnsupported, "backend %q does not sign with %s", c.desc.Name, scheme.Name())
 	}
-	r, err := c.rpc.Sign(ctx, &pb.SignRequest{Key: keyIDToPB(id), Digest: digest, Scheme: signatureSchemeToPB(scheme)})
+	r, err := c.sign(ctx, &pb.SignRequest{Key: keyIDToPB(id), Digest: digest, Scheme: signatureSchemeToPB(scheme)})
 	if err != nil {
-		return nil, 0, fromStatus(err)
+		return nil, 0, err
 	}
 	return r.GetSignature(), r.GetComputeNs(), nil
+}
+
+func (c *Client) sign(ctx context.Context, r *pb.SignRequest) (*pb.SignResponse, error) {
+	return invoke(c, ctx, r, func(r *pb.SignRequest) *pb.DataRequest { return &pb.DataRequest{Op: &pb.DataRequest_Sign{Sign: r}} },
+		(*pb.DataResponse).GetSign, c.rpc.Sign)
 }
 
 // SignMessage has the plugin hash and sign a whole message.
@@ -126,9 +134,9 @@ func (c *Client) SignMessage(ctx context.Context, id core.KeyID, message []byte,
 	if !c.desc.SupportsSignature(scheme) {
 		return nil, core.Errorf(core.KindUnsupported, "backend %q does not sign with %s", c.desc.Name, scheme.Name())
 	}
-	r, err := c.rpc.Sign(ctx, &pb.SignRequest{Key: keyIDToPB(id), Message: message, Scheme: signatureSchemeToPB(scheme)})
+	r, err := c.sign(ctx, &pb.SignRequest{Key: keyIDToPB(id), Message: message, Scheme: signatureSchemeToPB(scheme)})
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, err
 	}
 	return r.GetSignature(), nil
 }
@@ -137,9 +145,13 @@ func (c *Client) Decrypt(ctx context.Context, id core.KeyID, ciphertext []byte, 
 	if err := c.gate(core.OpDecrypt); err != nil {
 		return nil, err
 	}
-	r, err := c.rpc.Decrypt(ctx, &pb.DecryptRequest{Key: keyIDToPB(id), Ciphertext: ciphertext, Scheme: encryptionSchemeToPB(scheme)})
+	r, err := invoke(c, ctx, &pb.DecryptRequest{Key: keyIDToPB(id), Ciphertext: ciphertext, Scheme: encryptionSchemeToPB(scheme)},
+		func(r *pb.DecryptRequest) *pb.DataRequest {
+			return &pb.DataRequest{Op: &pb.DataRequest_Decrypt{Decrypt: r}}
+		},
+		(*pb.DataResponse).GetDecrypt, c.rpc.Decrypt)
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, err
 	}
 	return r.GetPlaintext(), nil
 }
@@ -148,9 +160,11 @@ func (c *Client) Agree(ctx context.Context, id core.KeyID, peerPublicKeyDER []by
 	if err := c.gate(core.OpAgree); err != nil {
 		return nil, err
 	}
-	r, err := c.rpc.Agree(ctx, &pb.AgreeRequest{Key: keyIDToPB(id), PeerPublicKeyDer: peerPublicKeyDER})
+	r, err := invoke(c, ctx, &pb.AgreeRequest{Key: keyIDToPB(id), PeerPublicKeyDer: peerPublicKeyDER},
+		func(r *pb.AgreeRequest) *pb.DataRequest { return &pb.DataRequest{Op: &pb.DataRequest_Agree{Agree: r}} },
+		(*pb.DataResponse).GetMasked, c.rpc.Agree)
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, err
 	}
 	return r.GetBlob(), nil
 }
@@ -159,9 +173,13 @@ func (c *Client) Derive(ctx context.Context, params core.DeriveParams) (core.Mas
 	if err := c.gate(core.OpDerive); err != nil {
 		return nil, err
 	}
-	r, err := c.rpc.Derive(ctx, deriveParamsToPB(params))
+	r, err := invoke(c, ctx, deriveParamsToPB(params),
+		func(r *pb.DeriveRequest) *pb.DataRequest {
+			return &pb.DataRequest{Op: &pb.DataRequest_Derive{Derive: r}}
+		},
+		(*pb.DataResponse).GetMasked, c.rpc.Derive)
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, err
 	}
 	return r.GetBlob(), nil
 }
@@ -170,9 +188,11 @@ func (c *Client) Mask(ctx context.Context, id core.KeyID) (core.MaskedKey, error
 	if err := c.gate(core.OpMask); err != nil {
 		return nil, err
 	}
-	r, err := c.rpc.Mask(ctx, &pb.KeyRequest{Key: keyIDToPB(id)})
+	r, err := invoke(c, ctx, &pb.KeyRequest{Key: keyIDToPB(id)},
+		func(r *pb.KeyRequest) *pb.DataRequest { return &pb.DataRequest{Op: &pb.DataRequest_Mask{Mask: r}} },
+		(*pb.DataResponse).GetMasked, c.rpc.Mask)
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, err
 	}
 	return r.GetBlob(), nil
 }
@@ -181,9 +201,11 @@ func (c *Client) Unmask(ctx context.Context, blob core.MaskedKey) (core.KeyInfo,
 	if err := c.gate(core.OpUnmask); err != nil {
 		return core.KeyInfo{}, err
 	}
-	k, err := c.rpc.Unmask(ctx, &pb.MaskedKey{Blob: blob})
+	k, err := invoke(c, ctx, &pb.MaskedKey{Blob: blob},
+		func(r *pb.MaskedKey) *pb.DataRequest { return &pb.DataRequest{Op: &pb.DataRequest_Unmask{Unmask: r}} },
+		(*pb.DataResponse).GetKey, c.rpc.Unmask)
 	if err != nil {
-		return core.KeyInfo{}, fromStatus(err)
+		return core.KeyInfo{}, err
 	}
 	return keyInfoFromPB(k), nil
 }
@@ -195,9 +217,13 @@ func (c *Client) Random(ctx context.Context, n int) ([]byte, error) {
 	if n < 0 {
 		return nil, core.Errorf(core.KindInvalidInput, "negative random length %d", n)
 	}
-	r, err := c.rpc.Random(ctx, &pb.RandomRequest{Length: uint32(n)})
+	r, err := invoke(c, ctx, &pb.RandomRequest{Length: uint32(n)},
+		func(r *pb.RandomRequest) *pb.DataRequest {
+			return &pb.DataRequest{Op: &pb.DataRequest_Random{Random: r}}
+		},
+		(*pb.DataResponse).GetRandom, c.rpc.Random)
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, err
 	}
 	return r.GetData(), nil
 }
@@ -206,9 +232,13 @@ func (c *Client) WrapKey(ctx context.Context, id core.KeyID, key []byte, alg cor
 	if err := c.gate(core.OpWrapKey); err != nil {
 		return nil, err
 	}
-	r, err := c.rpc.WrapKey(ctx, &pb.WrapRequest{Key: keyIDToPB(id), Algorithm: string(alg), Data: key})
+	r, err := invoke(c, ctx, &pb.WrapRequest{Key: keyIDToPB(id), Algorithm: string(alg), Data: key},
+		func(r *pb.WrapRequest) *pb.DataRequest {
+			return &pb.DataRequest{Op: &pb.DataRequest_WrapKey{WrapKey: r}}
+		},
+		(*pb.DataResponse).GetWrap, c.rpc.WrapKey)
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, err
 	}
 	return r.GetData(), nil
 }
@@ -217,9 +247,13 @@ func (c *Client) UnwrapKey(ctx context.Context, id core.KeyID, wrapped []byte, a
 	if err := c.gate(core.OpUnwrapKey); err != nil {
 		return nil, err
 	}
-	r, err := c.rpc.UnwrapKey(ctx, &pb.WrapRequest{Key: keyIDToPB(id), Algorithm: string(alg), Data: wrapped})
+	r, err := invoke(c, ctx, &pb.WrapRequest{Key: keyIDToPB(id), Algorithm: string(alg), Data: wrapped},
+		func(r *pb.WrapRequest) *pb.DataRequest {
+			return &pb.DataRequest{Op: &pb.DataRequest_UnwrapKey{UnwrapKey: r}}
+		},
+		(*pb.DataResponse).GetWrap, c.rpc.UnwrapKey)
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, err
 	}
 	return r.GetData(), nil
 }
@@ -245,10 +279,14 @@ func (c *Client) GenerateMasked(ctx context.Context, spec core.KeySpec, session 
 	if err := c.gate(core.OpGenerateMasked); err != nil {
 		return nil, core.KeyInfo{}, err
 	}
-	r, err := c.rpc.GenerateMasked(ctx, &pb.GenerateMaskedRequest{KeyType: string(spec.Type), Bits: int32(spec.Bits),
-		Curve: string(spec.Curve), Ops: usageWords(spec.Usages), Session: session})
+	r, err := invoke(c, ctx, &pb.GenerateMaskedRequest{KeyType: string(spec.Type), Bits: int32(spec.Bits),
+		Curve: string(spec.Curve), Ops: usageWords(spec.Usages), Session: session},
+		func(r *pb.GenerateMaskedRequest) *pb.DataRequest {
+			return &pb.DataRequest{Op: &pb.DataRequest_GenerateMasked{GenerateMasked: r}}
+		},
+		(*pb.DataResponse).GetMaskedKeyInfo, c.rpc.GenerateMasked)
 	if err != nil {
-		return nil, core.KeyInfo{}, fromStatus(err)
+		return nil, core.KeyInfo{}, err
 	}
 	return r.GetBlob().GetBlob(), keyInfoFromPB(r.GetKey()), nil
 }
@@ -257,9 +295,13 @@ func (c *Client) ImportWrappingKey(ctx context.Context) ([]byte, error) {
 	if err := c.gate(core.OpImportMasked); err != nil {
 		return nil, err
 	}
-	r, err := c.rpc.ImportWrappingKey(ctx, &pb.ImportWrappingKeyRequest{})
+	r, err := invoke(c, ctx, &pb.ImportWrappingKeyRequest{},
+		func(r *pb.ImportWrappingKeyRequest) *pb.DataRequest {
+			return &pb.DataRequest{Op: &pb.DataRequest_ImportWrappingKey{ImportWrappingKey: r}}
+		},
+		(*pb.DataResponse).GetWrappingKey, c.rpc.ImportWrappingKey)
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, err
 	}
 	if r.GetAlgorithm() != core.ImportWrapAlgorithm {
 		return nil, core.Errorf(core.KindUnsupported, "backend %q wraps imports with %q, not %s", c.desc.Name, r.GetAlgorithm(), core.ImportWrapAlgorithm)
@@ -271,10 +313,14 @@ func (c *Client) ImportMasked(ctx context.Context, wrapped []byte, spec core.Key
 	if err := c.gate(core.OpImportMasked); err != nil {
 		return nil, core.KeyInfo{}, err
 	}
-	r, err := c.rpc.ImportMasked(ctx, &pb.ImportMaskedRequest{Wrapped: wrapped, Ops: usageWords(spec.Usages), Session: session,
-		KeyType: string(spec.Type), Bits: int32(spec.Bits), Curve: string(spec.Curve)})
+	r, err := invoke(c, ctx, &pb.ImportMaskedRequest{Wrapped: wrapped, Ops: usageWords(spec.Usages), Session: session,
+		KeyType: string(spec.Type), Bits: int32(spec.Bits), Curve: string(spec.Curve)},
+		func(r *pb.ImportMaskedRequest) *pb.DataRequest {
+			return &pb.DataRequest{Op: &pb.DataRequest_ImportMasked{ImportMasked: r}}
+		},
+		(*pb.DataResponse).GetMaskedKeyInfo, c.rpc.ImportMasked)
 	if err != nil {
-		return nil, core.KeyInfo{}, fromStatus(err)
+		return nil, core.KeyInfo{}, err
 	}
 	return r.GetBlob().GetBlob(), keyInfoFromPB(r.GetKey()), nil
 }
@@ -282,17 +328,23 @@ func (c *Client) ImportMasked(ctx context.Context, wrapped []byte, spec core.Key
 // EndSession tells the plugin a session ended; a plugin without sessions
 // ignores it.
 func (c *Client) EndSession(ctx context.Context, session string) error {
-	_, err := c.rpc.EndSession(ctx, &pb.EndSessionRequest{Session: session})
-	return fromStatus(err)
+	_, err := invoke(c, ctx, &pb.EndSessionRequest{Session: session},
+		func(r *pb.EndSessionRequest) *pb.DataRequest {
+			return &pb.DataRequest{Op: &pb.DataRequest_EndSession{EndSession: r}}
+		},
+		(*pb.DataResponse).GetEndSession, c.rpc.EndSession)
+	return err
 }
 
 func (c *Client) MAC(ctx context.Context, id core.KeyID, hash core.Hash, data []byte) ([]byte, error) {
 	if err := c.gate(core.OpMAC); err != nil {
 		return nil, err
 	}
-	r, err := c.rpc.MAC(ctx, &pb.MACRequest{Key: keyIDToPB(id), Hash: hash.String(), Data: data})
+	r, err := invoke(c, ctx, &pb.MACRequest{Key: keyIDToPB(id), Hash: hash.String(), Data: data},
+		func(r *pb.MACRequest) *pb.DataRequest { return &pb.DataRequest{Op: &pb.DataRequest_Mac{Mac: r}} },
+		(*pb.DataResponse).GetMac, c.rpc.MAC)
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, err
 	}
 	return r.GetMac(), nil
 }

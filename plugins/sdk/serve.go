@@ -21,10 +21,15 @@ type BackendPlugin struct {
 	Name string
 	// Version is reported in Describe.
 	Version string
+	log     hclog.Logger
 }
 
 func (p *BackendPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterBackendServer(s, &server{impl: p.Impl, desc: ports.Describe(p.Name, p.Version, p.Impl)})
+	log := p.log
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	pb.RegisterBackendServer(s, &server{impl: p.Impl, desc: ports.Describe(p.Name, p.Version, p.Impl), log: log})
 	return nil
 }
 
@@ -51,6 +56,8 @@ func Serve(impl ports.KeyLookup, opts ...Option) {
 	for _, o := range opts {
 		o(p)
 	}
+	p.log = Logger(p.Name)
+	ProfileFromEnv(p.Name)
 	exitWithParent()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
@@ -58,7 +65,7 @@ func Serve(impl ports.KeyLookup, opts ...Option) {
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, serverOptions()...)...)
 		},
-		Logger: Logger(p.Name),
+		Logger: p.log,
 	})
 }
 

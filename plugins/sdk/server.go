@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/hsmbridge/hsmbridge/core"
 	pb "github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb"
 	"github.com/hsmbridge/hsmbridge/ports"
@@ -16,6 +18,7 @@ type server struct {
 	pb.UnimplementedBackendServer
 	impl ports.KeyLookup
 	desc core.BackendDescription
+	log  hclog.Logger
 }
 
 func unsupported(op core.Operation) error {
