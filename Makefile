@@ -8,7 +8,7 @@ MODULES   := $(BUILD)/ossl-modules
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build deps provider provider-asan go-binaries c-tools test test-unit demo demo-mhsm demo-azihsm bench bench-mhsm proto clean install fuzz fuzz-c
+.PHONY: all build deps provider provider-asan go-binaries c-tools test test-unit demo demo-mhsm demo-azihsm bench bench-mhsm bench-tls proto clean install fuzz fuzz-c
 
 all: build
 
@@ -42,9 +42,9 @@ provider-asan:
 # device's libazihsm_api_native.so.
 include testdoubles/azihsm-emulator/Makefile.inc
 
-# C programs that drive libcrypto: the benchmark and the threads+fork check.
+# C programs that drive libcrypto: the benchmark tools and the threads+fork check.
 include bench/Makefile.inc
-c-tools: signbench $(BUILD)/bin/hsmbridge-stress
+c-tools: bench-tools $(BUILD)/bin/hsmbridge-stress
 
 $(BUILD)/bin/hsmbridge-stress: adapters/openssl/tests/stress.c
 	@mkdir -p $(BUILD)/bin
@@ -78,13 +78,21 @@ demo-mhsm: build
 demo-azihsm: build
 	@scripts/demo-azihsm.sh
 
+# Latency, throughput, CPU and memory through the whole path beside OpenSSL's
+# default provider with key files, each figure against its target.
 bench: build
-	@scripts/bench.sh
+	@GO=$(GO) scripts/bench.sh
 
 # P-256 signing through the Managed HSM path against the stand-in with 0 and
 # 20 ms latency, beside direct azkeys calls (bench/azkeysbench).
 bench-mhsm: build
 	@scripts/bench-mhsm.sh
+
+# Full TLS handshakes/s of nginx 1.22 (2 workers) with a key file beside an
+# hsmbridge key, RSA-2048 and P-256, TLS 1.3 and 1.2, with CPU per handshake
+# of nginx, hsmhost, its plugin and the load client (bench/tlsload).
+bench-tls: build
+	@scripts/bench-tls.sh
 
 install: build
 	install -d $(DESTDIR)/usr/local/bin $(DESTDIR)/usr/local/lib/hsmbridge/plugins

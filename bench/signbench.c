@@ -1,10 +1,13 @@
 /*
- * signbench: signing latency and throughput of hsmbridge keys against the
- * same algorithms on key files handled by OpenSSL's default provider, in
- * one run, with one-shot EVP_PKEY_sign on a 32-byte SHA-256 digest.
+ * signbench: signing (or RSA decryption) latency and throughput of
+ * hsmbridge keys against the same algorithms on key files handled by
+ * OpenSSL's default provider, in one run, with one-shot EVP_PKEY_sign on a
+ * 32-byte SHA-256 digest, or with -o decrypt one-shot EVP_PKEY_decrypt of
+ * an RSA-OAEP (SHA-256, MGF1 SHA-256) ciphertext of a 32-byte secret.
  *
  *   signbench [-m MODULE] [-p NAME] [-r RSA-REF] [-e EC-REF] [-s SECONDS]
- *             [-t THREADS[,THREADS...]] [-a ALG[,ALG]]
+ *             [-n OPS] [-t THREADS[,THREADS...]] [-a ALG[,ALG]]
+ *             [-o sign|decrypt] [-l LABEL] [-R FILE]
  *
  *   -m  the provider module (.so path) or the directory holding it
  *       (default: build/ossl-modules)
@@ -12,16 +15,28 @@
  *   -r  RSA-2048 key reference (default managedhsm:MyHSM:bench-rsa2048)
  *   -e  P-256 key reference (default managedhsm:MyHSM:bench-p256)
  *   -s  seconds per row (default 2)
+ *   -n  a fixed number of operations per row instead (shared by the row's
+ *       threads), so that a caller can divide CPU time read around the run
  *   -t  thread counts (default 1,4; at most MAX_THREADS each)
- *   -a  algorithms to run: RSA-2048, P-256 or both (default both); a
- *       backend that only has one of the keys is benched without the other
+ *   -a  algorithms to run: RSA-2048, P-256 or both (default both, RSA-2048
+ *       only for decrypt); a backend that only has one of the keys is
+ *       benched without the other
+ *   -o  the operation: sign (default) or decrypt (RSA-2048 only; the
+ *       RSA key must allow decrypt)
+ *   -l  the label of the hsmbridge rows (default hsmbridge)
+ *   -R  also append every row to FILE, tab-separated: op, alg, backend,
+ *       threads, ops/s, p50 us, p99 us, bridge p50 us (-1 when there is
+ *       none: default-file rows, or the host reported no plugin time),
+ *       failed workers (0 when the row is good)
  *
  * For hsmbridge rows the provider reports the host's timing of each request
- * through the signature context parameters "hsmbridge-last-total-ns" and
- * "hsmbridge-last-plugin-ns"; "bridge p50" is the median of total minus
- * plugin time, i.e. what the bridge (socket, hsmhost, go-plugin gRPC) adds
- * to the backend's own work. Every row's first signature is verified with
- * the public key in a library context holding only the default provider.
+ * through the signature (or asym cipher) context parameters
+ * "hsmbridge-last-total-ns" and "hsmbridge-last-plugin-ns"; "bridge p50" is
+ * the median of total minus plugin time, i.e. what the bridge (socket,
+ * hsmhost, go-plugin gRPC) adds to the backend's own work. Every row's first
+ * signature is verified with the public key in a library context holding
+ * only the default provider; for decrypt, the ciphertext is made there with
+ * the public key and the row's first plaintext compared with the secret.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -46,20 +61,26 @@ typedef struct {
     const char *backend; /* "default-file", or the -l label of the bridge rows */
     const char *alg;     /* "RSA-2048" or "P-256" */
     EVP_PKEY *key;
+    unsigned char ct[512]; /* decrypt: the secret under the public key */
+    size_t ctlen;
 } TARGET;
 
 typedef struct {
-    EVP_PKEY *key;
+    const TARGET *t;
     int hsm;
     double seconds;
+    size_t ops;             /* fixed count, or 0: run for seconds */
     uint64_t *lat, *bridge; /* ns per op; bridge overhead per op */
     uint64_t *seg[3];       /* front end + socket, hsmhost, plugin RPC */
     size_t n, cap, nbridge;
+    size_t nplugin;         /* requests whose plugin time was reported */
     int failed;
 } WORKER;
 
 static OSSL_LIB_CTX *vlib; /* default provider only, for verification */
 static unsigned char digest[32];
+static unsigned char secret[32]; /* what every decrypt row's ciphertext holds */
+static int decrypt_mode;
 
 static uint64_t now_ns(void)
 {
@@ -85,12 +106,53 @@ static EVP_PKEY_CTX *sign_ctx(EVP_PKEY *key)
     return c;
 }
 
+/* RSA-OAEP with SHA-256 for both the OAEP and the MGF1 digest. */
+static int set_oaep(EVP_PKEY_CTX *c)
+{
+    OSSL_PARAM p[4];
+
+    p[0] = OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
+                                            OSSL_PKEY_RSA_PAD_MODE_OAEP, 0);
+    p[1] = OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST,
+                                            "SHA256", 0);
+    p[2] = OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST,
+                                            "SHA256", 0);
+    p[3] = OSSL_PARAM_construct_end();
+    return EVP_PKEY_CTX_set_params(c, p) > 0;
+}
+
+static EVP_PKEY_CTX *decrypt_ctx(EVP_PKEY *key)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+
+    if (c == NULL || EVP_PKEY_decrypt_init(c) <= 0 || !set_oaep(c)) {
+        EVP_PKEY_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static EVP_PKEY_CTX *op_ctx(EVP_PKEY *key)
+{
+    return decrypt_mode ? decrypt_ctx(key) : sign_ctx(key);
+}
+
+/* One operation of the mode on a context from op_ctx. */
+static int op_once(EVP_PKEY_CTX *c, const TARGET *t, unsigned char *out,
+                   size_t *len)
+{
+    if (decrypt_mode)
+        return EVP_PKEY_decrypt(c, out, len, t->ct, t->ctlen) > 0;
+    return EVP_PKEY_sign(c, out, len, digest, sizeof(digest)) > 0;
+}
+
 static void *run_worker(void *arg)
 {
     WORKER *w = arg;
-    EVP_PKEY_CTX *c = sign_ctx(w->key);
-    unsigned char sig[1024];
+    EVP_PKEY_CTX *c = op_ctx(w->t->key);
+    unsigned char out[1024];
     uint64_t end, t0, t1, total, host, backend, plugin;
+    size_t done = 0;
     OSSL_PARAM tp[5];
 
     if (c == NULL) {
@@ -99,13 +161,14 @@ static void *run_worker(void *arg)
     }
     end = now_ns() + (uint64_t)(w->seconds * 1e9);
     do {
-        size_t len = sizeof(sig);
+        size_t len = sizeof(out);
 
         t0 = now_ns();
-        if (EVP_PKEY_sign(c, sig, &len, digest, sizeof(digest)) <= 0) {
+        if (!op_once(c, w->t, out, &len)) {
             w->failed = 1;
             break;
         }
+        done++;
         t1 = now_ns();
         if (w->n < w->cap)
             w->lat[w->n++] = t1 - t0;
@@ -122,9 +185,10 @@ static void *run_worker(void *arg)
                 w->seg[1][w->nbridge] = host > backend ? host - backend : 0;
                 w->seg[2][w->nbridge] = backend > plugin ? backend - plugin : 0;
                 w->bridge[w->nbridge++] = total > plugin ? total - plugin : 0;
+                w->nplugin += plugin > 0;
             }
         }
-    } while (t1 < end);
+    } while (w->ops > 0 ? done < w->ops : t1 < end);
     EVP_PKEY_CTX_free(c);
     return NULL;
 }
@@ -146,25 +210,37 @@ static double pct(uint64_t *v, size_t n, double q)
     return (double)v[i] / 1000.0;
 }
 
+/* An independent copy of key's public half in the verification context. */
+static EVP_PKEY *public_copy(EVP_PKEY *key)
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    EVP_PKEY *pub = NULL;
+    int derlen = i2d_PUBKEY(key, &der);
+
+    p = der;
+    if (derlen > 0)
+        pub = d2i_PUBKEY_ex(NULL, &p, derlen, vlib, NULL);
+    OPENSSL_free(der);
+    return pub;
+}
+
 /* Signs once and verifies with an independent copy of the public key. */
 static int check_signature(EVP_PKEY *key)
 {
     EVP_PKEY_CTX *c = sign_ctx(key), *v = NULL;
-    unsigned char sig[1024], *der = NULL;
-    const unsigned char *p;
+    unsigned char sig[1024];
     size_t len = sizeof(sig);
     EVP_PKEY *pub = NULL;
     OSSL_PARAM prm[2];
-    int derlen, ok = 0;
+    int ok = 0;
 
     prm[0] = OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST,
                                               "SHA256", 0);
     prm[1] = OSSL_PARAM_construct_end();
     if (c == NULL || EVP_PKEY_sign(c, sig, &len, digest, sizeof(digest)) <= 0)
         goto done;
-    derlen = i2d_PUBKEY(key, &der);
-    p = der;
-    if (derlen <= 0 || (pub = d2i_PUBKEY_ex(NULL, &p, derlen, vlib, NULL)) == NULL)
+    if ((pub = public_copy(key)) == NULL)
         goto done;
     v = EVP_PKEY_CTX_new_from_pkey(vlib, pub, NULL);
     ok = v != NULL && EVP_PKEY_verify_init(v) > 0
@@ -174,35 +250,73 @@ done:
     EVP_PKEY_CTX_free(c);
     EVP_PKEY_CTX_free(v);
     EVP_PKEY_free(pub);
-    OPENSSL_free(der);
+    return ok;
+}
+
+/* Encrypts the secret for t's key with its public half, default provider. */
+static int make_ciphertext(TARGET *t)
+{
+    EVP_PKEY *pub = public_copy(t->key);
+    EVP_PKEY_CTX *e = pub ? EVP_PKEY_CTX_new_from_pkey(vlib, pub, NULL) : NULL;
+    int ok;
+
+    t->ctlen = sizeof(t->ct);
+    ok = e != NULL && EVP_PKEY_encrypt_init(e) > 0 && set_oaep(e)
+        && EVP_PKEY_encrypt(e, t->ct, &t->ctlen, secret, sizeof(secret)) > 0;
+    EVP_PKEY_CTX_free(e);
+    EVP_PKEY_free(pub);
+    return ok;
+}
+
+/* Decrypts the target's ciphertext once and compares with the secret. */
+static int check_decrypt(const TARGET *t)
+{
+    EVP_PKEY_CTX *c = decrypt_ctx(t->key);
+    unsigned char pt[512];
+    size_t len = sizeof(pt);
+    int ok;
+
+    ok = c != NULL && EVP_PKEY_decrypt(c, pt, &len, t->ct, t->ctlen) > 0
+        && len == sizeof(secret) && memcmp(pt, secret, len) == 0;
+    EVP_PKEY_CTX_free(c);
     return ok;
 }
 
 typedef struct {
     double ops, p50, p99, bridge50, seg50[3];
-    int ok;
+    int ok, failed; /* failed: workers that stopped on an error */
+    int no_plugin;  /* the host reported no plugin time: no bridge figure */
 } RESULT;
 
-static RESULT bench(const TARGET *t, int threads, double seconds)
+static RESULT bench(const TARGET *t, int threads, double seconds, size_t ops)
 {
     WORKER w[MAX_THREADS];
     pthread_t tid[MAX_THREADS];
     RESULT r;
     uint64_t *all, *br, *seg[3], start, wall;
-    size_t n = 0, nb = 0, cap = 1000000 / (size_t)threads;
+    size_t n = 0, nb = 0, np = 0, cap = 1000000 / (size_t)threads;
     int i, k;
 
     memset(&r, 0, sizeof(r));
 
-    r.ok = check_signature(t->key);
-    if (!r.ok)
+    if (ops > 0 && ops < (size_t)threads)
+        ops = (size_t)threads; /* every thread does at least one */
+    if (ops > 0 && ops / (size_t)threads + 1 > cap)
+        cap = ops / (size_t)threads + 1;
+    r.ok = decrypt_mode ? check_decrypt(t) : check_signature(t->key);
+    if (!r.ok) {
+        r.failed = 1;
         return r;
+    }
     memset(w, 0, sizeof(w));
     start = now_ns();
     for (i = 0; i < threads; i++) {
-        w[i].key = t->key;
+        w[i].t = t;
         w[i].hsm = strcmp(t->backend, "default-file") != 0;
         w[i].seconds = seconds;
+        /* The fixed count shared out, the remainder to the first threads. */
+        if (ops > 0)
+            w[i].ops = ops / (size_t)threads + ((size_t)i < ops % (size_t)threads);
         w[i].cap = cap;
         w[i].lat = malloc(cap * sizeof(uint64_t));
         w[i].bridge = malloc(cap * sizeof(uint64_t));
@@ -218,8 +332,10 @@ static RESULT bench(const TARGET *t, int threads, double seconds)
     for (k = 0; k < 3; k++)
         seg[k] = malloc(cap * (size_t)threads * sizeof(uint64_t));
     for (i = 0; i < threads; i++) {
-        if (w[i].failed)
+        if (w[i].failed) {
             r.ok = 0;
+            r.failed++;
+        }
         memcpy(all + n, w[i].lat, w[i].n * sizeof(uint64_t));
         n += w[i].n;
         memcpy(br + nb, w[i].bridge, w[i].nbridge * sizeof(uint64_t));
@@ -228,6 +344,7 @@ static RESULT bench(const TARGET *t, int threads, double seconds)
             free(w[i].seg[k]);
         }
         nb += w[i].nbridge;
+        np += w[i].nplugin;
         free(w[i].lat);
         free(w[i].bridge);
     }
@@ -236,7 +353,8 @@ static RESULT bench(const TARGET *t, int threads, double seconds)
     r.ops = (double)n / ((double)wall / 1e9);
     r.p50 = pct(all, n, 0.50);
     r.p99 = pct(all, n, 0.99);
-    r.bridge50 = nb ? pct(br, nb, 0.50) : -1;
+    r.no_plugin = nb > 0 && np == 0;
+    r.bridge50 = nb && !r.no_plugin ? pct(br, nb, 0.50) : -1;
     for (k = 0; k < 3; k++) {
         qsort(seg[k], nb, sizeof(uint64_t), cmp_u64);
         r.seg50[k] = nb ? pct(seg[k], nb, 0.50) : -1;
@@ -300,23 +418,29 @@ int main(int argc, char **argv)
     const char *rsa_ref = "managedhsm:MyHSM:bench-rsa2048";
     const char *ec_ref = "managedhsm:MyHSM:bench-p256";
     const char *label = "hsmbridge";
+    const char *rows_path = NULL;
     char *tlist = strdup("1,4"), *tok, *save = NULL;
     double seconds = 2;
-    int threads[16], nthreads = 0, opt, i, j, failed = 0;
+    size_t ops = 0;
+    int threads[16], nthreads = 0, opt, i, j, failed = 0, alg_given = 0;
     TARGET targets[4];
     RESULT base[16][2];
+    FILE *rows = NULL;
     int want[2] = { 1, 1 }; /* RSA-2048, P-256 */
 
-    while ((opt = getopt(argc, argv, "m:p:r:e:s:t:a:l:h")) != -1) {
+    while ((opt = getopt(argc, argv, "m:p:r:e:s:n:t:a:l:o:R:h")) != -1) {
         switch (opt) {
         case 'm': module = optarg; break;
         case 'p': name = optarg; break;
         case 'r': rsa_ref = optarg; break;
         case 'e': ec_ref = optarg; break;
         case 's': seconds = atof(optarg); break;
+        case 'n': ops = (size_t)strtoul(optarg, NULL, 10); break;
         case 'l': label = optarg; break;
+        case 'R': rows_path = optarg; break;
         case 't': free(tlist); tlist = strdup(optarg); break;
         case 'a':
+            alg_given = 1;
             want[0] = strstr(optarg, "RSA-2048") != NULL;
             want[1] = strstr(optarg, "P-256") != NULL;
             if (!want[0] && !want[1]) {
@@ -324,13 +448,34 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'o':
+            if (strcmp(optarg, "decrypt") == 0) {
+                decrypt_mode = 1;
+            } else if (strcmp(optarg, "sign") != 0) {
+                fprintf(stderr, "signbench: -o takes sign or decrypt\n");
+                return 2;
+            }
+            break;
         default:
             fprintf(stderr, "usage: %s [-m module] [-p name] [-r rsa-ref] "
-                    "[-e ec-ref] [-s seconds] [-t 1,4] [-a RSA-2048,P-256] "
-                    "[-l label]\n",
+                    "[-e ec-ref] [-s seconds] [-n ops] [-t 1,4] "
+                    "[-a RSA-2048,P-256] [-o sign|decrypt] [-l label] "
+                    "[-R rows-file]\n",
                     argv[0]);
             return 2;
         }
+    }
+    if (decrypt_mode) {
+        if (alg_given && want[1]) {
+            fprintf(stderr, "signbench: -o decrypt is for RSA-2048 only\n");
+            return 2;
+        }
+        want[0] = 1;
+        want[1] = 0;
+    }
+    if (rows_path != NULL && (rows = fopen(rows_path, "a")) == NULL) {
+        perror(rows_path);
+        return 2;
     }
     for (tok = strtok_r(tlist, ",", &save); tok && nthreads < 16;
          tok = strtok_r(NULL, ",", &save)) {
@@ -345,6 +490,8 @@ int main(int argc, char **argv)
     free(tlist);
     for (i = 0; i < (int)sizeof(digest); i++)
         digest[i] = (unsigned char)(i * 7 + 1);
+    for (i = 0; i < (int)sizeof(secret); i++)
+        secret[i] = (unsigned char)(i * 11 + 3);
 
     /* Default first, so default-file rows run on the default provider only. */
     if (OSSL_PROVIDER_load(NULL, "default") == NULL)
@@ -362,13 +509,12 @@ int main(int argc, char **argv)
         goto openssl_error;
 
     memset(targets, 0, sizeof(targets));
-    if (want[0]) {
-        targets[0] = (TARGET){ "default-file", "RSA-2048", file_key("RSA-2048") };
-        targets[1] = (TARGET){ label, "RSA-2048", load_ref(rsa_ref) };
-    }
-    if (want[1]) {
-        targets[2] = (TARGET){ "default-file", "P-256", file_key("P-256") };
-        targets[3] = (TARGET){ label, "P-256", load_ref(ec_ref) };
+    for (i = 0; i < 4; i++) {
+        targets[i].backend = i % 2 == 0 ? "default-file" : label;
+        targets[i].alg = i < 2 ? "RSA-2048" : "P-256";
+        if (want[i / 2])
+            targets[i].key = i % 2 == 0 ? file_key(targets[i].alg)
+                                        : load_ref(i < 2 ? rsa_ref : ec_ref);
     }
     for (i = 0; i < 4; i++)
         if (want[i / 2] && targets[i].key == NULL)
@@ -381,13 +527,21 @@ int main(int argc, char **argv)
                 rsa_ref, ec_ref);
         return 1;
     }
+    for (i = 0; decrypt_mode && i < 2; i++)
+        if (!make_ciphertext(&targets[i]))
+            goto openssl_error;
 
-    printf("one-shot EVP_PKEY_sign of a SHA-256 digest, %.1f s per row\n\n",
-           seconds);
+    printf("%s, ", decrypt_mode
+           ? "one-shot EVP_PKEY_decrypt of RSA-OAEP (SHA-256, MGF1 SHA-256)"
+           : "one-shot EVP_PKEY_sign of a SHA-256 digest");
+    if (ops > 0)
+        printf("%zu operations per row\n\n", ops);
+    else
+        printf("%.1f s per row\n\n", seconds);
     printf("%-13s %-9s %7s %10s %10s %10s %11s %11s\n", "backend", "alg",
            "threads", "ops/s", "p50 us", "p99 us", "vs default", "bridge p50");
     RESULT split[4][8];
-    int nsplit = 0;
+    int nsplit = 0, no_plugin = 0;
 
     for (i = 0; i < 4; i++) {
         int alg = i / 2;
@@ -395,13 +549,23 @@ int main(int argc, char **argv)
         if (!want[alg])
             continue;
         for (j = 0; j < nthreads; j++) {
-            RESULT r = bench(&targets[i], threads[j], seconds);
+            RESULT r = bench(&targets[i], threads[j], seconds, ops);
             char ratio[32] = "1.00x", bridge[32] = "-";
 
+            if (rows != NULL) {
+                fprintf(rows, "%s\t%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%d\n",
+                        decrypt_mode ? "decrypt" : "sign", targets[i].alg,
+                        targets[i].backend, threads[j], r.ok ? r.ops : 0,
+                        r.p50, r.p99, i % 2 == 1 && r.ok ? r.bridge50 : -1,
+                        r.failed);
+                fflush(rows);
+            }
             if (!r.ok) {
-                printf("%-13s %-9s %7d   FAILED (signature did not verify or "
-                       "signing failed)\n", targets[i].backend,
-                       targets[i].alg, threads[j]);
+                printf("%-13s %-9s %7d   FAILED (%d of %d threads: %s)\n",
+                       targets[i].backend, targets[i].alg, threads[j],
+                       r.failed, threads[j], decrypt_mode
+                       ? "decryption failed or gave another plaintext"
+                       : "signing failed or the signature did not verify");
                 ERR_print_errors_fp(stdout);
                 failed = 1;
                 continue;
@@ -414,6 +578,9 @@ int main(int argc, char **argv)
                              r.ops / base[j][alg].ops);
                 if (r.bridge50 >= 0)
                     snprintf(bridge, sizeof(bridge), "%.1f", r.bridge50);
+                else if (r.no_plugin)
+                    snprintf(bridge, sizeof(bridge), "n/a*");
+                no_plugin |= r.no_plugin;
                 if (j < 8)
                     split[i][j] = r;
                 nsplit = 1;
@@ -427,6 +594,10 @@ int main(int argc, char **argv)
     printf("\nvs default: ops/s relative to the default-file row with the same "
            "alg and threads.\nbridge p50: median of (round trip - "
            "Response.timing.plugin_ns), in us: the bridge's added latency.\n");
+    if (no_plugin)
+        printf("n/a*: the host reported no plugin time for these requests "
+               "(plugin_ns 0), so the\nbackend's own work is not taken out; "
+               "\"plugin RPC\" below is then the whole backend call.\n");
     if (nsplit) {
         printf("\nwhere the bridge's time goes (p50 us per request):\n");
         printf("%-9s %7s %16s %10s %14s\n", "alg", "threads",
@@ -439,6 +610,8 @@ int main(int argc, char **argv)
     }
     for (i = 0; i < 4; i++)
         EVP_PKEY_free(targets[i].key);
+    if (rows != NULL)
+        fclose(rows);
     return failed;
 
 openssl_error:

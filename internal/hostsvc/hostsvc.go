@@ -46,6 +46,11 @@ type TimedSigner interface {
 	SignTimed(ctx context.Context, id core.KeyID, digest []byte, s core.SignatureScheme) ([]byte, uint64, error)
 }
 
+// TimedDecrypter is TimedSigner's counterpart for decryption.
+type TimedDecrypter interface {
+	DecryptTimed(ctx context.Context, id core.KeyID, ciphertext []byte, s core.EncryptionScheme) ([]byte, uint64, error)
+}
+
 // Route sends canonical references starting with Prefix to Backend.
 type Route struct {
 	Prefix  string
@@ -414,23 +419,38 @@ func notImplemented(op core.Operation) error {
 
 // Decrypt decrypts with the key.
 func (s *Service) Decrypt(ctx context.Context, ref, version string, ciphertext []byte, scheme core.EncryptionScheme) ([]byte, error) {
+	pt, _, err := s.DecryptTimed(ctx, ref, version, ciphertext, scheme)
+	return pt, err
+}
+
+// DecryptTimed is Decrypt plus where its time went, as SignWithMessage.
+func (s *Service) DecryptTimed(ctx context.Context, ref, version string, ciphertext []byte, scheme core.EncryptionScheme) ([]byte, SignTiming, error) {
+	var tm SignTiming
 	c, err := s.begin(ctx, ref, version, core.OpDecrypt)
 	if err != nil {
-		return nil, err
+		return nil, tm, err
 	}
 	defer c.done()
 	// A backend that lists no encryption schemes takes any and judges itself.
 	if d := c.backend.Description(); len(d.EncryptionSchemes) > 0 && !contains(d.EncryptionSchemes, scheme.Name()) {
-		return nil, &core.Error{Kind: core.KindUnsupported,
+		return nil, tm, &core.Error{Kind: core.KindUnsupported,
 			Message: fmt.Sprintf("%s: backend %q does not support the encryption scheme %s", c.ref, c.backend.Name(), scheme.Name()),
 			Err:     &backendError{backend: c.backend.Name(), err: core.ErrUnsupported}}
 	}
-	d, ok := c.backend.(ports.Decrypter)
-	if !ok {
-		return nil, wrap(c.ref.String(), c.backend.Name(), notImplemented(core.OpDecrypt))
+	start := nanotime()
+	var pt []byte
+	if td, ok := c.backend.(TimedDecrypter); ok {
+		pt, tm.Plugin, err = td.DecryptTimed(ctx, c.ref.ID(), ciphertext, scheme)
+	} else if d, ok := c.backend.(ports.Decrypter); ok {
+		pt, err = d.Decrypt(ctx, c.ref.ID(), ciphertext, scheme)
+	} else {
+		err = notImplemented(core.OpDecrypt)
 	}
-	pt, err := d.Decrypt(ctx, c.ref.ID(), ciphertext, scheme)
-	return pt, wrap(c.ref.String(), c.backend.Name(), err)
+	tm.Backend = nanotime() - start
+	if err != nil {
+		return nil, tm, wrap(c.ref.String(), c.backend.Name(), err)
+	}
+	return pt, tm, nil
 }
 
 // WrapKey wraps key material with the key at ref (AES key wrap or RSA).

@@ -36,8 +36,10 @@ func (b *Backend) Sign(ctx context.Context, id core.KeyID, digest []byte, s core
 	return sig, err
 }
 
-type timedSignature struct {
-	sig []byte
+// timedResult is an answer (a signature or a plaintext) and the plugin's
+// time for it.
+type timedResult struct {
+	out []byte
 	ns  uint64
 }
 
@@ -47,15 +49,25 @@ func (b *Backend) SignMessage(ctx context.Context, id core.KeyID, message []byte
 
 // SignTimed also returns the time the plugin spent signing.
 func (b *Backend) SignTimed(ctx context.Context, id core.KeyID, digest []byte, s core.SignatureScheme) ([]byte, uint64, error) {
-	r, err := call(b, ctx, func(ctx context.Context, c *sdk.Client) (timedSignature, error) {
+	r, err := call(b, ctx, func(ctx context.Context, c *sdk.Client) (timedResult, error) {
 		sig, ns, err := c.SignTimed(ctx, id, digest, s)
-		return timedSignature{sig, ns}, err
+		return timedResult{sig, ns}, err
 	})
-	return r.sig, r.ns, err
+	return r.out, r.ns, err
 }
 
 func (b *Backend) Decrypt(ctx context.Context, id core.KeyID, ct []byte, s core.EncryptionScheme) ([]byte, error) {
-	return call(b, ctx, func(ctx context.Context, c *sdk.Client) ([]byte, error) { return c.Decrypt(ctx, id, ct, s) })
+	pt, _, err := b.DecryptTimed(ctx, id, ct, s)
+	return pt, err
+}
+
+// DecryptTimed also returns the time the plugin spent decrypting.
+func (b *Backend) DecryptTimed(ctx context.Context, id core.KeyID, ct []byte, s core.EncryptionScheme) ([]byte, uint64, error) {
+	r, err := call(b, ctx, func(ctx context.Context, c *sdk.Client) (timedResult, error) {
+		pt, ns, err := c.DecryptTimed(ctx, id, ct, s)
+		return timedResult{pt, ns}, err
+	})
+	return r.out, r.ns, err
 }
 
 func (b *Backend) Agree(ctx context.Context, id core.KeyID, peer []byte) (core.MaskedKey, error) {

@@ -478,9 +478,8 @@ func (s *Server) handle(base context.Context, caller *hostsvc.Caller, req *hosta
 
 	case *hostapi.Request_Decrypt:
 		m := op.Decrypt
-		start := time.Now()
-		pt, err := svc.Decrypt(ctx, m.GetReference(), m.GetVersion(), m.GetCiphertext(), EncryptionSchemeFromProto(m.GetScheme()))
-		timing.BackendNs = uint64(time.Since(start))
+		pt, tm, err := svc.DecryptTimed(ctx, m.GetReference(), m.GetVersion(), m.GetCiphertext(), EncryptionSchemeFromProto(m.GetScheme()))
+		timing.BackendNs, timing.PluginNs = tm.Backend, tm.Plugin
 		if err != nil {
 			return fail(err)
 		}

@@ -142,18 +142,22 @@ func (c *Client) SignMessage(ctx context.Context, id core.KeyID, message []byte,
 }
 
 func (c *Client) Decrypt(ctx context.Context, id core.KeyID, ciphertext []byte, scheme core.EncryptionScheme) ([]byte, error) {
+	pt, _, err := c.DecryptTimed(ctx, id, ciphertext, scheme)
+	return pt, err
+}
+
+// DecryptTimed is Decrypt plus the time the plugin reports it spent.
+func (c *Client) DecryptTimed(ctx context.Context, id core.KeyID, ciphertext []byte, scheme core.EncryptionScheme) ([]byte, uint64, error) {
 	if err := c.gate(core.OpDecrypt); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	r, err := invoke(c, ctx, &pb.DecryptRequest{Key: keyIDToPB(id), Ciphertext: ciphertext, Scheme: encryptionSchemeToPB(scheme)},
-		func(r *pb.DecryptRequest) *pb.DataRequest {
-			return &pb.DataRequest{Op: &pb.DataRequest_Decrypt{Decrypt: r}}
-		},
+		func(r *pb.DecryptRequest) *pb.DataRequest { return &pb.DataRequest{Op: &pb.DataRequest_Decrypt{Decrypt: r}} },
 		(*pb.DataResponse).GetDecrypt, c.rpc.Decrypt)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return r.GetPlaintext(), nil
+	return r.GetPlaintext(), r.GetComputeNs(), nil
 }
 
 func (c *Client) Agree(ctx context.Context, id core.KeyID, peerPublicKeyDER []byte) (core.MaskedKey, error) {

@@ -144,11 +144,12 @@ func (s *server) Decrypt(ctx context.Context, r *pb.DecryptRequest) (*pb.Decrypt
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	start := time.Now()
 	pt, err := d.Decrypt(ctx, keyIDFromPB(r.GetKey()), r.GetCiphertext(), scheme)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &pb.DecryptResponse{Plaintext: pt}, nil
+	return &pb.DecryptResponse{Plaintext: pt, ComputeNs: uint64(time.Since(start))}, nil
 }
 
 func (s *server) Agree(ctx context.Context, r *pb.AgreeRequest) (*pb.MaskedKey, error) {

@@ -45,6 +45,7 @@ typedef struct {
     size_t label_len;
     unsigned int tls_client_version;
     unsigned int tls_negotiated_version;
+    HB_TIMING last;         /* timing of the last Decrypt request */
 } HB_ASYM_CTX;
 
 static Hsmbridge__Host__V1__Hash host_hash(const EVP_MD *md)
@@ -337,7 +338,7 @@ host_decrypt(HB_ASYM_CTX *ctx, int pad, const unsigned char *in, size_t inlen)
              "%zu-byte ciphertext", ctx->key->reference, pad_name(pad),
              scheme.oaep_hash, scheme.mgf1_hash, scheme.label.len, inlen);
     /* Decryption has no side effect: retrying on a fresh connection is safe. */
-    resp = hb_call(ctx->provctx, &req, 1, NULL);
+    resp = hb_call(ctx->provctx, &req, 1, &ctx->last);
     if (resp == NULL)
         return NULL;
     if (resp->result_case != HSMBRIDGE__HOST__V1__RESPONSE__RESULT_DECRYPT
@@ -633,6 +634,18 @@ static int asym_get_ctx_params(void *vctx, OSSL_PARAM params[])
                           OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION);
     if (p != NULL && !OSSL_PARAM_set_uint(p, ctx->tls_negotiated_version))
         return 0;
+    p = OSSL_PARAM_locate(params, HB_PARAM_LAST_TOTAL);
+    if (p != NULL && !OSSL_PARAM_set_uint64(p, ctx->last.total_ns))
+        return 0;
+    p = OSSL_PARAM_locate(params, HB_PARAM_LAST_HOST);
+    if (p != NULL && !OSSL_PARAM_set_uint64(p, ctx->last.host_ns))
+        return 0;
+    p = OSSL_PARAM_locate(params, HB_PARAM_LAST_BACKEND);
+    if (p != NULL && !OSSL_PARAM_set_uint64(p, ctx->last.backend_ns))
+        return 0;
+    p = OSSL_PARAM_locate(params, HB_PARAM_LAST_PLUGIN);
+    if (p != NULL && !OSSL_PARAM_set_uint64(p, ctx->last.plugin_ns))
+        return 0;
     return 1;
 }
 
@@ -643,6 +656,10 @@ static const OSSL_PARAM asym_gettable[] = {
     OSSL_PARAM_octet_ptr(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, NULL, 0),
     OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION, NULL),
     OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION, NULL),
+    OSSL_PARAM_uint64(HB_PARAM_LAST_TOTAL, NULL),
+    OSSL_PARAM_uint64(HB_PARAM_LAST_HOST, NULL),
+    OSSL_PARAM_uint64(HB_PARAM_LAST_BACKEND, NULL),
+    OSSL_PARAM_uint64(HB_PARAM_LAST_PLUGIN, NULL),
     OSSL_PARAM_END
 };
 

@@ -23,6 +23,15 @@ typedef struct hb_timing {
     uint64_t plugin_ns;
 } HB_TIMING;
 
+/*
+ * The benchmark hook (bench/signbench.c): the timing of an operation
+ * context's last request, as gettable context parameters.
+ */
+#define HB_PARAM_LAST_TOTAL "hsmbridge-last-total-ns"
+#define HB_PARAM_LAST_HOST "hsmbridge-last-host-ns"
+#define HB_PARAM_LAST_BACKEND "hsmbridge-last-backend-ns"
+#define HB_PARAM_LAST_PLUGIN "hsmbridge-last-plugin-ns"
+
 int hb_pool_init(HB_PROV_CTX *provctx);
 void hb_pool_free(HB_PROV_CTX *provctx);
 

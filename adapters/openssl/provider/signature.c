@@ -605,10 +605,6 @@ static int sig_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     return 1;
 }
 
-#define HB_PARAM_LAST_TOTAL "hsmbridge-last-total-ns"
-#define HB_PARAM_LAST_HOST "hsmbridge-last-host-ns"
-#define HB_PARAM_LAST_BACKEND "hsmbridge-last-backend-ns"
-#define HB_PARAM_LAST_PLUGIN "hsmbridge-last-plugin-ns"
 
 static int get_aid(HB_SIG_CTX *ctx, OSSL_PARAM *p)
 {

@@ -1063,6 +1063,7 @@ func (x *DecryptRequest) GetScheme() *EncryptionScheme {
 type DecryptResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Plaintext     []byte                 `protobuf:"bytes,1,opt,name=plaintext,proto3" json:"plaintext,omitempty"`
+	ComputeNs     uint64                 `protobuf:"varint,2,opt,name=compute_ns,json=computeNs,proto3" json:"compute_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1102,6 +1103,13 @@ func (x *DecryptResponse) GetPlaintext() []byte {
 		return x.Plaintext
 	}
 	return nil
+}
+
+func (x *DecryptResponse) GetComputeNs() uint64 {
+	if x != nil {
+		return x.ComputeNs
+	}
+	return 0
 }
 
 type MaskedKey struct {
@@ -2879,9 +2887,11 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x02 \x01(\fR\n" +
 	"ciphertext\x12>\n" +
-	"\x06scheme\x18\x03 \x01(\v2&.hsmbridge.backend.v1.EncryptionSchemeR\x06scheme\"/\n" +
+	"\x06scheme\x18\x03 \x01(\v2&.hsmbridge.backend.v1.EncryptionSchemeR\x06scheme\"N\n" +
 	"\x0fDecryptResponse\x12\x1c\n" +
-	"\tplaintext\x18\x01 \x01(\fR\tplaintext\"\x1f\n" +
+	"\tplaintext\x18\x01 \x01(\fR\tplaintext\x12\x1d\n" +
+	"\n" +
+	"compute_ns\x18\x02 \x01(\x04R\tcomputeNs\"\x1f\n" +
 	"\tMaskedKey\x12\x12\n" +
 	"\x04blob\x18\x01 \x01(\fR\x04blob\"l\n" +
 	"\fAgreeRequest\x12-\n" +
