@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -77,7 +78,9 @@ func serve(args []string, stderr io.Writer) error {
 		sock.Release()
 		return err
 	}
+	oneProcessor()
 	sdk.ProfileFromEnv("hsmhost")
+	sdk.TrimWhenIdle(5 * time.Second)
 	ctx := context.Background()
 	backends, routes, err := startBackends(ctx, cfg, log)
 	if err != nil {
@@ -236,4 +239,19 @@ func closeAll(bs []hostsvc.Backend) {
 			c.Close()
 		}
 	}
+}
+
+// oneProcessor runs hsmhost, and the plugins it starts, with GOMAXPROCS=1
+// unless the environment sets GOMAXPROCS. Both are small daemons that mostly
+// wait on sockets, and measured on 2 vCPUs (make bench) one processor halves
+// the bridge's added latency: every hand-over between goroutines otherwise
+// wakes a second thread. A backend whose work is pure-Go CPU (the
+// simulator's P-256) then signs on one core; cgo calls (OpenSSL, the device
+// library) still run in parallel. Set GOMAXPROCS to trade one for the other.
+func oneProcessor() {
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		return
+	}
+	runtime.GOMAXPROCS(1)
+	os.Setenv("GOMAXPROCS", "1") // what pluginhost passes to plugins
 }

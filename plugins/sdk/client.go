@@ -152,7 +152,9 @@ func (c *Client) DecryptTimed(ctx context.Context, id core.KeyID, ciphertext []b
 		return nil, 0, err
 	}
 	r, err := invoke(c, ctx, &pb.DecryptRequest{Key: keyIDToPB(id), Ciphertext: ciphertext, Scheme: encryptionSchemeToPB(scheme)},
-		func(r *pb.DecryptRequest) *pb.DataRequest { return &pb.DataRequest{Op: &pb.DataRequest_Decrypt{Decrypt: r}} },
+		func(r *pb.DecryptRequest) *pb.DataRequest {
+			return &pb.DataRequest{Op: &pb.DataRequest_Decrypt{Decrypt: r}}
+		},
 		(*pb.DataResponse).GetDecrypt, c.rpc.Decrypt)
 	if err != nil {
 		return nil, 0, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -58,6 +59,7 @@ func Serve(impl ports.KeyLookup, opts ...Option) {
 	}
 	p.log = Logger(p.Name)
 	ProfileFromEnv(p.Name)
+	TrimWhenIdle(idleCheck)
 	exitWithParent()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
@@ -78,6 +80,9 @@ func Logger(name string) hclog.Logger {
 		Output: os.Stderr, JSONFormat: true,
 	})
 }
+
+// idleCheck is how often a plugin looks whether it went idle (TrimWhenIdle).
+const idleCheck = 5 * time.Second
 
 // Every request is small (a digest and a signature), and a fixed window
 // turns off gRPC's bandwidth-delay probing, which otherwise sends a PING
