@@ -2,8 +2,9 @@
 // to the OpenSSL front end and to the hsmhost CLI.
 //
 // Each connection has one goroutine reading length-prefixed Request frames.
-// Every request is then handled in its own goroutine, at most MaxInflight
-// per connection (the reader stops reading when the limit is reached, which
+// Every request is then handled on a goroutine of its own, from a pool of
+// workers that outlive one request, at most MaxInflight per connection
+// (the reader stops reading when the limit is reached, which
 // pushes back on the client), and its Response is written under the
 // connection's write lock with the request's id, so a client that pipelines
 // gets answers in completion order. A frame over MaxFrame or a body that is
@@ -44,10 +45,15 @@ import (
 	"github.com/hsmbridge/hsmbridge/api/hostapi"
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/internal/hostsvc"
+	"github.com/hsmbridge/hsmbridge/plugins/sdk/workpool"
 )
 
 // DefaultMaxInflight bounds the concurrent requests of one connection.
 const DefaultMaxInflight = 64
+
+// handlerIdle is how long a connection's idle handler waits for the next
+// request before it ends.
+const handlerIdle = 30 * time.Second
 
 // DefaultRequestTimeout bounds one request, backend call included.
 const DefaultRequestTimeout = 60 * time.Second
@@ -291,12 +297,12 @@ func (s *Server) serveConn(c net.Conn, cred ucred, counted bool) {
 	uid := cred.uid
 	caller := callerOf(cred, counted)
 	base := hostsvc.WithCaller(s.ctx, &caller)
-	var (
-		handlers sync.WaitGroup
-		session  string // from the connection's Hello
-	)
+	var session string // from the connection's Hello
+	// Handlers keep their goroutines between requests (workpool), and with
+	// them the stacks that signing grew.
+	pool := workpool.New(s.MaxInflight, handlerIdle)
 	defer func() {
-		handlers.Wait()
+		pool.Wait()
 		c.Close()
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -322,7 +328,6 @@ func (s *Server) serveConn(c net.Conn, cred ucred, counted bool) {
 			c.Close()
 		}
 	}
-	sem := make(chan struct{}, s.MaxInflight)
 	r := bufio.NewReader(c)
 	for {
 		// Idle between frames without a deadline; the frame timeout starts
@@ -365,12 +370,8 @@ func (s *Server) serveConn(c net.Conn, cred ucred, counted bool) {
 			session = h.GetSession()
 			s.joinSession(session)
 		}
-		sem <- struct{}{}
-		handlers.Add(1)
-		go func(session string) {
-			defer func() { <-sem; handlers.Done() }()
-			write(s.handle(base, &caller, req, start, session))
-		}(session)
+		session := session
+		pool.Go(func() { write(s.handle(base, &caller, req, start, session)) })
 	}
 }
 

@@ -19,13 +19,14 @@ import (
 
 	"github.com/hsmbridge/hsmbridge/core"
 	pb "github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb"
+	"github.com/hsmbridge/hsmbridge/plugins/sdk/workpool"
 )
 
 // The plugin's side of the data path (backend.proto): a socket that takes
 // one connection from the host, which must come from the plugin's own user
-// and start with the token handed out over the mTLS gRPC channel. Each
-// request runs in its own goroutine, as a gRPC call would, through the same
-// server methods, so both paths answer alike.
+// and start with the token handed out over the mTLS gRPC channel. Requests
+// run at once, each on a worker of a pool (workpool), through the same
+// server methods as the gRPC calls, so both paths answer alike.
 
 const (
 	// How long the host has to connect after OpenDataPath, and to send its
@@ -33,6 +34,8 @@ const (
 	dataAcceptTime = 10 * time.Second
 	// Requests of one connection running at once; reading waits beyond it.
 	dataInflight = 1024
+	// How long a worker that has grown its stack waits for the next request.
+	workerIdle = 30 * time.Second
 )
 
 func (s *server) OpenDataPath(context.Context, *pb.OpenDataPathRequest) (*pb.OpenDataPathResponse, error) {
@@ -115,7 +118,7 @@ func (s *server) serveData(c net.Conn, r *bufio.Reader) {
 	var (
 		wmu  sync.Mutex
 		wbuf []byte
-		sem  = make(chan struct{}, dataInflight)
+		pool = workpool.New(dataInflight, workerIdle)
 	)
 	write := func(resp *pb.DataResponse) {
 		wmu.Lock()
@@ -141,11 +144,7 @@ func (s *server) serveData(c net.Conn, r *bufio.Reader) {
 			}
 			return
 		}
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem }()
-			write(s.dispatch(req))
-		}()
+		pool.Go(func() { write(s.dispatch(req)) })
 	}
 }
 

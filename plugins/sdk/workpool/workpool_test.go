@@ -1,0 +1,62 @@
+package workpool
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestEveryJobRunsOnceWithinTheLimit(t *testing.T) {
+	p := New(4, time.Second)
+	var ran, running, most atomic.Int32
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Add(1)
+		p.Go(func() {
+			defer wg.Done()
+			n := running.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(100 * time.Microsecond)
+			running.Add(-1)
+			ran.Add(1)
+		})
+	}
+	wg.Wait()
+	p.Wait()
+	if ran.Load() != 200 {
+		t.Fatalf("%d of 200 jobs ran", ran.Load())
+	}
+	if most.Load() > 4 {
+		t.Fatalf("%d jobs ran at once with a limit of 4", most.Load())
+	}
+}
+
+func TestIdleWorkersEnd(t *testing.T) {
+	p := New(8, 20*time.Millisecond)
+	done := make(chan struct{})
+	p.Go(func() { close(done) })
+	<-done
+	deadline := time.Now().Add(2 * time.Second)
+	for len(p.slots) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an idle worker did not end")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestAWorkerKeepsItsGoroutine(t *testing.T) {
+	p := New(1, time.Second)
+	defer p.Wait()
+	ids := make(chan uint64, 2)
+	for range 2 {
+		done := make(chan struct{})
+		p.Go(func() { ids <- goid(); close(done) })
+		<-done
+	}
+	if a, b := <-ids, <-ids; a != b {
+		t.Fatalf("two jobs in a row ran on goroutines %d and %d; the idle worker should take the second", a, b)
+	}
+}
