@@ -92,7 +92,7 @@ bench-mhsm: build
 # hsmbridge key, RSA-2048 and P-256, TLS 1.3 and 1.2, with CPU per handshake
 # of nginx, hsmhost, its plugin and the load client (bench/tlsload).
 bench-tls: build
-	@scripts/bench-tls.sh
+	@GO=$(GO) scripts/bench-tls.sh
 
 install: build
 	install -d $(DESTDIR)/usr/local/bin $(DESTDIR)/usr/local/lib/hsmbridge/plugins
