@@ -27,9 +27,12 @@ func (h Hash) String() string {
 	return "unspecified"
 }
 
+// hashNameFolder drops the separators people put in digest names.
+var hashNameFolder = strings.NewReplacer("-", "", "_", "")
+
 // ParseHash accepts sha256, SHA256, SHA2-256, sha-256 and the like.
 func ParseHash(s string) (Hash, error) {
-	n := strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(s))
+	n := strings.ToLower(hashNameFolder.Replace(s))
 	if len(n) == 7 && strings.HasPrefix(n, "sha2") { // SHA2-256 and friends
 		n = "sha" + n[4:]
 	}

@@ -54,7 +54,7 @@ func newServer() *server {
 }
 
 // openData runs OpenDataPath and connects to it as the host does.
-func openData(t *testing.T, s *server) *Client {
+func openData(t testing.TB, s *server) *Client {
 	t.Helper()
 	r, err := s.OpenDataPath(context.Background(), &pb.OpenDataPathRequest{})
 	if err != nil {
