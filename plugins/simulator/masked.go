@@ -388,6 +388,7 @@ func (b *Backend) EndSession(ctx context.Context, session string) error {
 	delete(b.sessions, session)
 	for h, v := range b.masked {
 		if v.session == session {
+			v.release()
 			delete(b.masked, h)
 		}
 	}

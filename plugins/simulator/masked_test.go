@@ -147,9 +147,11 @@ func TestGenerateAndImportMaskedWithUsageAndSessions(t *testing.T) {
 	}
 }
 
-// PSS with an empty salt goes through the simulator's own PSS encoding;
-// Go's verifier checks it. (A different MGF1 digest, which Go cannot
-// verify, is checked by OpenSSL in the e2e conformance table.)
+// PSS with an empty salt (OpenSSL's, or without cgo the simulator's own
+// PSS encoding): Go's verifier checks it. (A different MGF1 digest, which
+// rsa.VerifyPSS cannot be told, is checked by rsatest.VerifyPSS in
+// TestCreateGetAndSignEveryKeyType and by OpenSSL in the e2e conformance
+// table.)
 func TestPSSEmptySaltVerifiesWithStandardLibrary(t *testing.T) {
 	b, _ := newBackend(t)
 	info := create(t, b, "ns", "rsa", core.KeySpec{Type: core.KeyTypeRSA, Bits: 2048, Usages: []core.KeyUsage{core.UsageSign}})

@@ -23,6 +23,14 @@
 // directory) and the signature itself. Within one process all access goes
 // through one RWMutex; between processes nothing is coordinated beyond
 // atomic file replacement.
+//
+// RSA private-key operations (sign, decrypt, unwrap) run in OpenSSL's
+// libcrypto when the simulator is built with cgo (internal/osslrsa), at
+// OpenSSL's cost rather than crypto/rsa's, about a third. Each key version
+// loads its key into libcrypto once, with the parsed key, and releases it
+// when the version leaves the cache (the key deleted, here or by another
+// process, or the state directory changed); an operation that still holds
+// a released version finishes on crypto/rsa. ECDSA stays on Go's crypto.
 package simulator
 
 import (
@@ -49,6 +57,7 @@ import (
 
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/internal/aeskw"
+	"github.com/hsmbridge/hsmbridge/plugins/simulator/internal/osslrsa"
 	"github.com/hsmbridge/hsmbridge/ports"
 )
 
@@ -106,7 +115,14 @@ type keyVersion struct {
 
 	once    sync.Once
 	priv    crypto.Signer // *rsa.PrivateKey or *ecdsa.PrivateKey
+	rsa     *osslrsa.Key  // RSA keys: priv loaded into libcrypto
 	privErr error
+
+	// relMu orders release against the once's setting of rsa: a version
+	// dropped from the cache while its key is being parsed still gets its
+	// libcrypto key released.
+	relMu    sync.Mutex
+	released bool
 }
 
 var (
@@ -181,6 +197,9 @@ func (b *Backend) setStateDir(dir string) error {
 	}
 	b.stateDir = abs
 	b.opened = false
+	for _, e := range b.keys {
+		e.release()
+	}
 	clear(b.keys)
 	return nil
 }
@@ -221,8 +240,8 @@ func (b *Backend) Configure(ctx context.Context, settings map[string]string) err
 	return b.open()
 }
 
-// SignatureSchemes: everything core can express, since Go's crypto does it all
-// (PSS with a salt of 0 or a different MGF1 digest excepted, refused at Sign).
+// SignatureSchemes: everything core can express (PSS with any salt length,
+// 0 included, and any MGF1 digest).
 func (b *Backend) SignatureSchemes() []string { return core.AllSignatureSchemeNames() }
 
 // EncryptionSchemes: RSA PKCS#1 v1.5 and OAEP with every digest.
@@ -285,7 +304,7 @@ func (b *Backend) resolve(id core.KeyID) (*keyVersion, error) {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			b.mu.Lock()
-			delete(b.keys, k)
+			b.dropLocked(k)
 			b.mu.Unlock()
 			return nil, notFound(id)
 		}
@@ -318,7 +337,7 @@ func (b *Backend) reload(k keyName) (*keyEntry, error) {
 		return nil, err
 	}
 	if statErr != nil || len(recs) == 0 {
-		delete(b.keys, k)
+		b.dropLocked(k)
 		return nil, nil
 	}
 	old := b.keys[k]
@@ -337,8 +356,15 @@ func (b *Backend) reload(k keyName) (*keyEntry, error) {
 		e.add(v)
 	}
 	if e.latest == nil {
-		delete(b.keys, k)
+		b.dropLocked(k)
 		return nil, nil
+	}
+	if old != nil {
+		for name, v := range old.versions {
+			if e.versions[name] != v {
+				v.release() // gone from the disk
+			}
+		}
 	}
 	b.keys[k] = e
 	return e, nil
@@ -375,7 +401,7 @@ func versionFromRecord(rec *record, priv crypto.Signer) *keyVersion {
 		secret: rec.Secret,
 	}
 	if priv != nil {
-		v.once.Do(func() { v.priv = priv })
+		v.once.Do(func() { v.setPrivate(priv) })
 	}
 	return v
 }
@@ -393,9 +419,69 @@ func (v *keyVersion) private() (crypto.Signer, error) {
 			v.privErr = core.Errorf(core.KindInternal, "simulator: key %s: stored private key is %T", v.info.ID, k)
 			return
 		}
-		v.priv = s
+		v.setPrivate(s)
 	})
 	return v.priv, v.privErr
+}
+
+// setPrivate records the parsed key, and loads an RSA key into libcrypto;
+// it runs in v.once.
+func (v *keyVersion) setPrivate(s crypto.Signer) {
+	k, ok := s.(*rsa.PrivateKey)
+	if !ok {
+		v.priv = s
+		return
+	}
+	r, err := osslrsa.New(k)
+	if err != nil {
+		v.privErr = core.Errorf(core.KindInternal, "simulator: key %s: %v", v.info.ID, err)
+		return
+	}
+	v.relMu.Lock()
+	defer v.relMu.Unlock()
+	if v.released {
+		r.Close() // dropped from the cache meanwhile: crypto/rsa will do
+	}
+	v.priv, v.rsa = s, r
+}
+
+// rsaKey is the version's RSA key, parsed and loaded on first use.
+func (v *keyVersion) rsaKey() (*osslrsa.Key, error) {
+	if _, err := v.private(); err != nil {
+		return nil, err
+	}
+	if v.rsa == nil {
+		return nil, core.Errorf(core.KindInternal, "simulator: key %s is not RSA", v.info.ID)
+	}
+	return v.rsa, nil
+}
+
+// release gives back what the version holds in libcrypto; the simulator
+// calls it when the version leaves the cache. Operations already holding
+// the version still succeed (on crypto/rsa).
+func (v *keyVersion) release() {
+	v.relMu.Lock()
+	defer v.relMu.Unlock()
+	v.released = true
+	if v.rsa != nil {
+		v.rsa.Close()
+	}
+}
+
+// release releases every version of the entry.
+func (e *keyEntry) release() {
+	for _, v := range e.versions {
+		v.release()
+	}
+}
+
+// dropLocked removes a key from the cache and releases its versions; b.mu
+// is held for writing.
+func (b *Backend) dropLocked(k keyName) {
+	if e := b.keys[k]; e != nil {
+		e.release()
+		delete(b.keys, k)
+	}
 }
 
 // infoCopy returns the version's metadata; callers may not alter the cache.
@@ -683,7 +769,7 @@ func (b *Backend) DeleteKey(ctx context.Context, id core.KeyID) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := keyName{id.Namespace, id.Name}
-	delete(b.keys, k)
+	b.dropLocked(k)
 	dir := b.keyDir(k.ns, k.name)
 	recs, err := readKeyDir(dir)
 	if err != nil {
@@ -746,14 +832,10 @@ func (b *Backend) Sign(ctx context.Context, id core.KeyID, digest []byte, scheme
 	case *rsa.PrivateKey:
 		switch scheme.Padding {
 		case core.PaddingPKCS1v15:
-			sig, err = rsa.SignPKCS1v15(rand.Reader, k, h, digest)
+			sig, err = v.rsa.Sign(nil, digest, h)
 		case core.PaddingPSS:
-			if scheme.EffectiveMGF1() != scheme.Hash || scheme.SaltLength == 0 {
-				// Beyond what rsa.SignPSS expresses (it reads salt 0 as "longest").
-				sig, err = signPSS(k, digest, scheme)
-				break
-			}
-			sig, err = rsa.SignPSS(rand.Reader, k, h, digest, &rsa.PSSOptions{SaltLength: scheme.SaltLength, Hash: h})
+			// Any salt length (0 included) and MGF1 digest.
+			sig, err = v.rsa.Sign(nil, digest, &osslrsa.PSSOptions{Hash: h, SaltLength: scheme.SaltLength, MGF1Hash: scheme.EffectiveMGF1().Crypto()})
 		}
 	case *ecdsa.PrivateKey:
 		sig, err = ecdsa.SignASN1(rand.Reader, k, digest)
@@ -779,18 +861,14 @@ func (b *Backend) Decrypt(ctx context.Context, id core.KeyID, ciphertext []byte,
 	if size := (v.info.Bits + 7) / 8; len(ciphertext) != size {
 		return nil, core.Errorf(core.KindInvalidInput, "ciphertext is %d bytes, key %s needs %d", len(ciphertext), v.info.ID, size)
 	}
-	priv, err := v.private()
+	k, err := v.rsaKey()
 	if err != nil {
 		return nil, err
-	}
-	k, ok := priv.(*rsa.PrivateKey)
-	if !ok {
-		return nil, core.Errorf(core.KindInternal, "simulator: key %s is not RSA", v.info.ID)
 	}
 	var pt []byte
 	switch scheme.Padding {
 	case core.EncryptionPKCS1v15:
-		pt, err = rsa.DecryptPKCS1v15(nil, k, ciphertext)
+		pt, err = k.Decrypt(nil, ciphertext, nil)
 	case core.EncryptionOAEP:
 		if scheme.OAEPHash.Size() == 0 {
 			return nil, core.Errorf(core.KindInvalidInput, "OAEP needs a digest algorithm")
@@ -803,9 +881,12 @@ func (b *Backend) Decrypt(ctx context.Context, id core.KeyID, ciphertext []byte,
 	default:
 		return nil, core.Errorf(core.KindInvalidInput, "encryption scheme has no padding")
 	}
-	if err != nil {
+	if errors.Is(err, rsa.ErrDecryption) {
 		// Say nothing more precise: which check failed is an oracle.
 		return nil, core.Errorf(core.KindInvalidInput, "decryption with key %s failed", v.info.ID)
+	}
+	if err != nil { // the options or libcrypto, whatever the ciphertext
+		return nil, core.Errorf(core.KindInternal, "simulator: decrypting with key %s: %v", v.info.ID, err)
 	}
 	return pt, nil
 }
@@ -858,18 +939,17 @@ func (b *Backend) UnwrapKey(ctx context.Context, id core.KeyID, wrapped []byte, 
 	case core.WrapAESKeyWrapPad:
 		out, err = aeskw.UnwrapPad(v.secret, wrapped)
 	default:
-		priv, perr := v.private()
-		if perr != nil {
-			return nil, perr
+		k, kerr := v.rsaKey()
+		if kerr != nil {
+			return nil, kerr
 		}
-		k := priv.(*rsa.PrivateKey)
 		switch alg {
 		case core.WrapRSA1_5:
-			out, err = rsa.DecryptPKCS1v15(nil, k, wrapped)
+			out, err = k.Decrypt(nil, wrapped, nil)
 		case core.WrapRSAOAEP:
-			out, err = rsa.DecryptOAEP(sha1.New(), nil, k, wrapped, nil)
+			out, err = k.Decrypt(nil, wrapped, &rsa.OAEPOptions{Hash: crypto.SHA1})
 		case core.WrapRSAOAEP256:
-			out, err = rsa.DecryptOAEP(sha256.New(), nil, k, wrapped, nil)
+			out, err = k.Decrypt(nil, wrapped, &rsa.OAEPOptions{Hash: crypto.SHA256})
 		}
 	}
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/plugins/simulator/internal/rsatest"
 )
 
 var ctx = context.Background()
@@ -76,7 +77,9 @@ func verify(t testing.TB, info core.KeyInfo, s core.SignatureScheme, d, sig []by
 	switch p := pub(t, info).(type) {
 	case *rsa.PublicKey:
 		if s.Padding == core.PaddingPSS {
-			return rsa.VerifyPSS(p, s.Hash.Crypto(), d, sig, &rsa.PSSOptions{SaltLength: s.SaltLength})
+			// The exact salt length and MGF1 digest, which rsa.VerifyPSS
+			// cannot be told (it reads salt 0 as "any").
+			return rsatest.VerifyPSS(p, s.Hash.Crypto(), s.EffectiveMGF1().Crypto(), s.SaltLength, d, sig)
 		}
 		return rsa.VerifyPKCS1v15(p, s.Hash.Crypto(), d, sig)
 	case *ecdsa.PublicKey:
@@ -104,6 +107,12 @@ func TestCreateGetAndSignEveryKeyType(t *testing.T) {
 			{Padding: core.PaddingPSS, Hash: core.SHA256, SaltLength: 32},
 			{Padding: core.PaddingPSS, Hash: core.SHA384, SaltLength: 20},
 			{Padding: core.PaddingPSS, Hash: core.SHA256, SaltLength: 256 - 32 - 2, MGF1Hash: core.SHA256},
+			{Padding: core.PaddingPKCS1v15, Hash: core.SHA224},
+			{Padding: core.PaddingPSS, Hash: core.SHA256, SaltLength: 0},
+			{Padding: core.PaddingPSS, Hash: core.SHA256, SaltLength: 32, MGF1Hash: core.SHA1},
+			{Padding: core.PaddingPSS, Hash: core.SHA512, SaltLength: 0, MGF1Hash: core.SHA256},
+			{Padding: core.PaddingPSS, Hash: core.SHA1, SaltLength: 20},
+			{Padding: core.PaddingPSS, Hash: core.SHA224, SaltLength: 256 - 28 - 2, MGF1Hash: core.SHA384},
 		}},
 		{rsaSpec(3072, core.UsageSign), []core.SignatureScheme{
 			{Padding: core.PaddingPKCS1v15, Hash: core.SHA384},

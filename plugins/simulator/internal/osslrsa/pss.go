@@ -1,30 +1,30 @@
-package simulator
+package osslrsa
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
 	"hash"
 	"math/big"
-
-	"github.com/hsmbridge/hsmbridge/core"
 )
 
 // signPSS is RSASSA-PSS (RFC 8017 section 8.1.1) for what Go's
 // rsa.SignPSS cannot express: an MGF1 digest other than the signature's,
 // and an empty salt. The private-key operation is a plain modular
 // exponentiation, not constant-time: acceptable in a software simulator,
-// which is not where keys that matter live.
-func signPSS(k *rsa.PrivateKey, digest []byte, s core.SignatureScheme) ([]byte, error) {
-	h, mgf := s.Hash.Crypto().New(), s.EffectiveMGF1().Crypto().New()
+// which is not where keys that matter live (and, with cgo, used only after
+// Close).
+func signPSS(k *rsa.PrivateKey, digest []byte, hash, mgf1 crypto.Hash, saltLen int) ([]byte, error) {
+	h, mgf := hash.New(), mgf1.New()
 	modBits := k.N.BitLen()
 	emBits := modBits - 1
 	emLen := (emBits + 7) / 8
 	hLen := h.Size()
-	if emLen < hLen+s.SaltLength+2 {
+	if emLen < hLen+saltLen+2 {
 		return nil, errors.New("key too small for this digest and salt length")
 	}
-	salt := make([]byte, s.SaltLength)
+	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return nil, err
 	}
@@ -35,8 +35,8 @@ func signPSS(k *rsa.PrivateKey, digest []byte, s core.SignatureScheme) ([]byte, 
 
 	em := make([]byte, emLen)
 	db := em[:emLen-hLen-1]
-	db[len(db)-s.SaltLength-1] = 0x01
-	copy(db[len(db)-s.SaltLength:], salt)
+	db[len(db)-saltLen-1] = 0x01
+	copy(db[len(db)-saltLen:], salt)
 	mgf1XOR(db, mgf, H)
 	db[0] &= 0xff >> (8*emLen - emBits)
 	copy(em[emLen-hLen-1:], H)

@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package osslrsa
+
+const cgoBuild = false
