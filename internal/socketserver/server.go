@@ -433,9 +433,10 @@ func (s *Server) handle(base context.Context, caller *hostsvc.Caller, req *hosta
 		if resp.Error.GetKind() == hostapi.ErrorKind_ERROR_KIND_PERMISSION_DENIED {
 			s.logDenied(caller, req, resp.Error.GetMessage())
 		}
-		if resp.Error != nil {
+		// Checked first: the arguments cost allocations even when not logged.
+		if resp.Error != nil && s.Log.IsDebug() {
 			s.Log.Debug("request failed", "id", req.GetId(), "op", opName(req), "kind", resp.Error.Kind, "error", resp.Error.Message)
-		} else {
+		} else if resp.Error == nil && s.Log.IsTrace() {
 			s.Log.Trace("request done", "id", req.GetId(), "op", opName(req), "ns", timing.HostNs)
 		}
 	}()
