@@ -39,7 +39,7 @@ func TestIdleWorkersEnd(t *testing.T) {
 	p.Go(func() { close(done) })
 	<-done
 	deadline := time.Now().Add(2 * time.Second)
-	for len(p.slots) > 0 {
+	for p.workers() > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("an idle worker did not end")
 		}
@@ -59,4 +59,44 @@ func TestAWorkerKeepsItsGoroutine(t *testing.T) {
 	if a, b := <-ids, <-ids; a != b {
 		t.Fatalf("two jobs in a row ran on goroutines %d and %d; the idle worker should take the second", a, b)
 	}
+}
+
+// workers is how many workers run, busy or idle.
+func (p *Pool) workers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running
+}
+
+func TestWorkGoesToTheWorkerIdleLast(t *testing.T) {
+	p := New(2, time.Second)
+	defer p.Wait()
+	// Two workers at once, a then b finishing in that order.
+	ids := make(chan uint64, 2)
+	release := make([]chan struct{}, 2)
+	for i := range release {
+		release[i] = make(chan struct{})
+		p.Go(func() { <-release[i]; ids <- goid() })
+	}
+	close(release[0])
+	first := <-ids
+	for p.idleCount() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release[1])
+	last := <-ids
+	for p.idleCount() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan uint64)
+	p.Go(func() { done <- goid() })
+	if got := <-done; got != last || got == first {
+		t.Fatalf("the next job ran on goroutine %d; %d went idle last, %d before it", got, last, first)
+	}
+}
+
+func (p *Pool) idleCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
 }
