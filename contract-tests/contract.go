@@ -7,8 +7,10 @@
 // Every cryptographic result is checked with Go's standard library alone:
 // digests are computed here, signatures are verified with crypto/rsa and
 // crypto/ecdsa against the public key the backend published (parsed by
-// crypto/x509), ciphertexts are made here with crypto/rsa. The suite never
-// trusts the backend's word, nor hsmbridge's own code, for a crypto result.
+// crypto/x509), ciphertexts are made here with crypto/rsa. P-256K, which
+// the standard library lacks, is checked by the openssl CLI (secp256k1.go).
+// The suite never trusts the backend's word, nor hsmbridge's own code, for
+// a crypto result.
 //
 // The suite adapts to what the plugin declares: it signs with every scheme
 // the plugin declares for each key type, decrypts only when decrypt is
@@ -160,6 +162,9 @@ func (s *suite) id(name string) core.KeyID {
 // parsePublic parses a KeyInfo's public key with crypto/x509 only and checks
 // it against the declared type, size and curve.
 func parsePublic(info core.KeyInfo) (crypto.PublicKey, error) {
+	if info.Curve == core.CurveP256K {
+		return parseP256K(info)
+	}
 	p, err := x509.ParsePKIXPublicKey(info.PublicKeyDER)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: public key is not a valid SubjectPublicKeyInfo: %v", info.ID, err)
@@ -222,14 +227,21 @@ func (s *suite) testKeys(t *testing.T) {
 			"p256":    {Type: core.KeyTypeEC, Curve: core.CurveP256, Usages: sign},
 			"p384":    {Type: core.KeyTypeEC, Curve: core.CurveP384, Usages: sign},
 			"p521":    {Type: core.KeyTypeEC, Curve: core.CurveP521, Usages: sign},
+			"p256k":   {Type: core.KeyTypeEC, Curve: core.CurveP256K, Usages: sign},
 			"rsa-dec": {Type: core.KeyTypeRSA, Bits: 2048, Usages: []core.KeyUsage{core.UsageDecrypt, core.UsageEncrypt}},
 		}
-		names := []string{"rsa2048", "rsa3072", "p256", "p384", "p521", "rsa-dec"}
+		names := []string{"rsa2048", "rsa3072", "p256", "p384", "p521", "p256k", "rsa-dec"}
 		for _, name := range names {
 			spec := specs[name]
 			t.Run("create_"+name, func(t *testing.T) {
+				if spec.Curve == core.CurveP256K && !haveOpenSSL() {
+					t.Skip("no openssl CLI to check P-256K with")
+				}
 				id := s.id(name)
 				info, err := gen.CreateKey(s.ctx(t), id, spec)
+				if err != nil && spec.Curve == core.CurveP256K && errors.Is(err, core.ErrUnsupported) {
+					t.Skipf("the backend has no P-256K: %v", err) // refused as it should be
+				}
 				if err != nil {
 					t.Fatalf("CreateKey %s %+v: %v", id, spec, err)
 				}
@@ -378,6 +390,8 @@ func verifySignature(pub crypto.PublicKey, s core.SignatureScheme, digest, sig [
 			return errors.New("ECDSA signature (DER ECDSA-Sig-Value) does not verify")
 		}
 		return nil
+	case p256kPublic:
+		return p.verify(digest, sig)
 	}
 	return fmt.Errorf("public key of type %T", pub)
 }
@@ -481,7 +495,7 @@ func (s *suite) testMask(t *testing.T) {
 			t.Fatalf("sign with the unmasked key: %v", err)
 		}
 		pub, _ := parsePublic(k.info)
-		if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), digest[:], sig) {
+		if verifySignature(pub, core.SignatureScheme{Padding: core.PaddingECDSA, Hash: core.SHA256}, digest[:], sig) != nil {
 			t.Fatal("the unmasked key's signature does not verify with the original public key")
 		}
 		damaged := append(core.MaskedKey(nil), blob...)

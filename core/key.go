@@ -48,7 +48,62 @@ const (
 	CurveP256 Curve = "P-256"
 	CurveP384 Curve = "P-384"
 	CurveP521 Curve = "P-521"
+	// CurveP256K is SEC 2's secp256k1 (Key Vault's P-256K, JWS ES256K).
+	// Go's crypto does not have it: internal/secp256k1 does.
+	CurveP256K Curve = "P-256K"
 )
+
+// curves is every curve hsmbridge knows, in Key Vault's order, with its
+// field size and its other names: OpenSSL's group names (and SEC 2's).
+var curves = []struct {
+	curve   Curve
+	bits    int
+	openssl string
+	aliases []string
+}{
+	{CurveP256, 256, "prime256v1", []string{"secp256r1"}},
+	{CurveP256K, 256, "secp256k1", nil},
+	{CurveP384, 384, "secp384r1", nil},
+	{CurveP521, 521, "secp521r1", nil},
+}
+
+const curveList = "P-256, P-256K, P-384 or P-521"
+
+// Curves lists every curve, in Key Vault's order.
+func Curves() []Curve {
+	out := make([]Curve, len(curves))
+	for i, c := range curves {
+		out[i] = c.curve
+	}
+	return out
+}
+
+// ParseCurve accepts Key Vault's names in any case, as az does ("P-256K",
+// "p-256k"), and OpenSSL's group names ("secp256k1", "prime256v1",
+// "secp256r1", "secp384r1", "secp521r1").
+func ParseCurve(s string) (Curve, error) {
+	for _, c := range curves {
+		if equalFoldASCII(string(c.curve), s) || equalFoldASCII(c.openssl, s) {
+			return c.curve, nil
+		}
+		for _, a := range c.aliases {
+			if equalFoldASCII(a, s) {
+				return c.curve, nil
+			}
+		}
+	}
+	return "", Errorf(KindUnsupported, "curve %q is not supported (%s)", s, curveList)
+}
+
+// OpenSSLName is the curve's group name in OpenSSL ("" if unknown).
+func (c Curve) OpenSSLName() string {
+	for _, k := range curves {
+		if k.curve == c {
+			return k.openssl
+		}
+	}
+	return ""
+}
 
 // KeyUsage is one operation a key allows, in Key Vault's key_ops words.
 type KeyUsage string
@@ -167,15 +222,12 @@ func DefaultUsages(t KeyType) []KeyUsage {
 
 // Size returns the curve's field size in bits.
 func (c Curve) Size() (int, error) {
-	switch c {
-	case CurveP256:
-		return 256, nil
-	case CurveP384:
-		return 384, nil
-	case CurveP521:
-		return 521, nil
+	for _, k := range curves {
+		if k.curve == c {
+			return k.bits, nil
+		}
 	}
-	return 0, Errorf(KindUnsupported, "curve %q is not supported (P-256, P-384 or P-521)", c)
+	return 0, Errorf(KindUnsupported, "curve %q is not supported (%s)", c, curveList)
 }
 
 // KeyInfo is what a backend tells about a key: never private material.
@@ -193,10 +245,14 @@ type KeyInfo struct {
 // Allows reports whether the key's policy permits the usage.
 func (k KeyInfo) Allows(u KeyUsage) bool { return slices.Contains(k.Usages, u) }
 
-// PublicKey parses PublicKeyDER.
+// PublicKey parses PublicKeyDER with crypto/x509, which has no P-256K
+// (internal/secp256k1.ParsePKIXPublicKey reads those).
 func (k KeyInfo) PublicKey() (crypto.PublicKey, error) {
 	if len(k.PublicKeyDER) == 0 {
 		return nil, Errorf(KindUnsupported, "key %s has no public key", k.ID)
+	}
+	if k.Curve == CurveP256K {
+		return nil, Errorf(KindUnsupported, "key %s is on P-256K, which Go's crypto/x509 does not read", k.ID)
 	}
 	pub, err := x509.ParsePKIXPublicKey(k.PublicKeyDER)
 	if err != nil {

@@ -30,6 +30,7 @@ var seedKeys = []seedKey{
 	{"RSA-3072", []string{"--kty", "RSA-HSM", "--size", "3072", "--ops", "sign,decrypt"}},
 	{"EC-P256", []string{"--kty", "EC", "--curve", "P-256", "--ops", "sign"}},
 	{"EC-P384", []string{"--kty", "EC-HSM", "--curve", "P-384", "--ops", "sign"}},
+	{"EC-P256K", []string{"--kty", "EC-HSM", "--curve", "P-256K", "--ops", "sign"}}, // secp256k1, ES256K
 }
 
 func samePEM(a, b string) bool { return strings.TrimSpace(a) == strings.TrimSpace(b) }
@@ -171,7 +172,7 @@ func TestKeyReferenceFile(t *testing.T) {
 	h.hsmhost("key", "create", "managedhsm:MyHSM:tls", "--kty", "RSA", "--size", "2048", "--ops", "sign")
 	hsmPub := h.hsmhost("key", "pubkey", "managedhsm:MyHSM:tls")
 	ref := h.hsmhost("key", "ref", "managedhsm:MyHSM:tls")
-	if !strings.Contains(ref, "-----BEGIN HSMBRIDGE KEY REFERENCE-----") {
+	if !strings.Contains(ref, "-----BEGIN PRIVATE KEY-----") {
 		t.Fatalf("hsmhost key ref printed:\n%s", ref)
 	}
 	// A certificate first, as HAProxy bundles do: the reference is still found.

@@ -67,8 +67,8 @@ func requireMHSMBuild(t *testing.T) {
 }
 
 // startStandin runs the stand-in on a free loopback port with a fresh
-// random token and waits until it has written its URL.
-func startStandin(t *testing.T) *standin {
+// random token (and extra flags) and waits until it has written its URL.
+func startStandin(t *testing.T, extra ...string) *standin {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "hsmbridge-standin-")
 	if err != nil {
@@ -80,8 +80,8 @@ func startStandin(t *testing.T) *standin {
 	rand.Read(tok)
 	s := &standin{ca: filepath.Join(dir, "ca.pem"), state: filepath.Join(dir, "state.json"), token: "e2e-" + hex.EncodeToString(tok)}
 	urlFile := filepath.Join(dir, "url")
-	cmd := exec.Command(filepath.Join(buildDir, "bin", "mhsm-standin"), "-addr", "127.0.0.1:0",
-		"-token", s.token, "-ca-out", s.ca, "-url-out", urlFile, "-state", s.state)
+	cmd := exec.Command(filepath.Join(buildDir, "bin", "mhsm-standin"), append([]string{"-addr", "127.0.0.1:0",
+		"-token", s.token, "-ca-out", s.ca, "-url-out", urlFile, "-state", s.state}, extra...)...)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

@@ -17,8 +17,8 @@ import (
 
 var signatureHashes = []core.Hash{core.SHA256, core.SHA384, core.SHA512}
 
-// SignatureSchemes are the service's RS*, PS* and ES* algorithms. ES256K
-// is left out: hsmbridge has no secp256k1 curve to carry it.
+// SignatureSchemes are the service's RS*, PS* and ES* algorithms; ES256K
+// is ecdsa-sha256 on a P-256K key (Sign picks the algorithm by curve).
 func (b *Backend) SignatureSchemes() []string {
 	var names []string
 	for _, p := range []core.SignaturePadding{core.PaddingPKCS1v15, core.PaddingPSS, core.PaddingECDSA} {
@@ -60,7 +60,7 @@ func signAlgorithm(s core.SignatureScheme) (azkeys.SignatureAlgorithm, error) {
 }
 
 // curveHash is the one digest Managed HSM signs with on each curve.
-var curveHash = map[core.Curve]core.Hash{core.CurveP256: core.SHA256, core.CurveP384: core.SHA384, core.CurveP521: core.SHA512}
+var curveHash = map[core.Curve]core.Hash{core.CurveP256: core.SHA256, core.CurveP256K: core.SHA256, core.CurveP384: core.SHA384, core.CurveP521: core.SHA512}
 
 // Sign signs a digest. ECDSA signatures come back as raw r||s and are
 // returned DER-encoded, as crypto.Signer returns them.
@@ -85,6 +85,9 @@ func (b *Backend) Sign(ctx context.Context, id core.KeyID, digest []byte, scheme
 	}
 	if info.Type == core.KeyTypeEC && curveHash[info.Curve] != scheme.Hash {
 		return nil, core.Errorf(core.KindUnsupported, "mhsm: Managed HSM signs with %s keys using %s only, not %s", info.Curve, curveHash[info.Curve], scheme.Hash)
+	}
+	if info.Curve == core.CurveP256K {
+		alg = azkeys.SignatureAlgorithmES256K // each ES algorithm names its curve: ES256 is P-256's
 	}
 	var resp azkeys.SignResponse
 	err = c.call(ctx, func(ctx context.Context) (err error) {

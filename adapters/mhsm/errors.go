@@ -90,14 +90,44 @@ func (b *Backend) mapErr(c *hsmClient, op string, id core.KeyID, err error) erro
 		doing = op + " " + subject
 	}
 	b.mu.RLock()
-	retries := b.cfg.retry.MaxRetries
+	retries := int(b.cfg.retry.MaxRetries)
 	tryTimeout := b.cfg.retry.TryTimeout
 	maxDelay := b.cfg.retry.MaxRetryDelay
 	b.mu.RUnlock()
 	if retries < 0 {
 		retries = 0
 	}
+	// What was tried: the tries counted (0 when the call never started),
+	// and whether the change it asked for may have been made, so was not
+	// retried.
+	tries, callerGone := 0, false
+	var call *callError
+	if errors.As(err, &call) {
+		tries, callerGone = call.tries, call.callerGone
+		if tries > 0 {
+			retries = tries - 1
+		}
+	}
+	var nr *notRetried
+	notRetriedNote := ""
+	if errors.As(err, &nr) {
+		notRetriedNote = fmt.Sprintf("; not retried, since the HSM may have carried it out: see whether it did (az keyvault key list-versions --hsm-name %s --name %s) before trying again",
+			c.hsm, id.Name)
+		if id.Name == "" {
+			notRetriedNote = "; not retried, since the HSM may have carried it out"
+		}
+	}
+	afterRetries := ""
+	if retries > 0 {
+		afterRetries = fmt.Sprintf(" after %d retries", retries)
+	}
 
+	var qb *queuedBehind
+	if errors.As(err, &qb) {
+		// Said of the call that went first, without its key.
+		first := b.mapErr(c, "the call before it", core.KeyID{}, qb.err)
+		return core.Errorf(core.KindOf(first), "mhsm: %s: not tried, as %s", doing, strings.TrimPrefix(first.Error(), "mhsm: "))
+	}
 	var te *tokenError
 	if errors.As(err, &te) {
 		// azidentity lists each credential's failure on its own line.
@@ -159,6 +189,8 @@ func (b *Backend) mapErr(c *hsmClient, op string, id core.KeyID, err error) erro
 			}
 			return core.Errorf(core.KindUnavailable, "mhsm: %s: %s is throttling requests (%s) and still was after %d retries%s; lower the request rate, or raise max_retries/max_retry_delay",
 				doing, where, detail, retries, after)
+		case (status >= 500 || status == http.StatusRequestTimeout) && notRetriedNote != "":
+			return core.Errorf(core.KindUnavailable, "mhsm: %s: %s answered %s%s", doing, where, detail, notRetriedNote)
 		case status >= 500 || status == http.StatusRequestTimeout:
 			return core.Errorf(core.KindUnavailable, "mhsm: %s: %s answered %s after %d retries; try again later", doing, where, detail, retries)
 		case status == http.StatusBadRequest:
@@ -172,13 +204,29 @@ func (b *Backend) mapErr(c *hsmClient, op string, id core.KeyID, err error) erro
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		limit := "the caller's deadline"
-		if tryTimeout > 0 {
+		switch {
+		case call == nil && tryTimeout > 0:
 			limit += fmt.Sprintf(" or try_timeout %s", tryTimeout)
+		case !callerGone && tryTimeout > 0:
+			limit = fmt.Sprintf("try_timeout %s", tryTimeout)
 		}
-		return core.Errorf(core.KindUnavailable, "mhsm: %s: no answer from %s within %s", doing, where, limit)
+		switch {
+		case tries == 1:
+			limit += " (1 try)"
+		case tries > 1:
+			limit += fmt.Sprintf(" (%d tries)", tries)
+		}
+		return core.Errorf(core.KindUnavailable, "mhsm: %s: no answer from %s within %s%s", doing, where, limit, notRetriedNote)
 	}
 	if errors.Is(err, context.Canceled) {
-		return core.Errorf(core.KindUnavailable, "mhsm: %s: canceled before %s answered", doing, where)
+		return core.Errorf(core.KindUnavailable, "mhsm: %s: canceled before %s answered%s", doing, where, notRetriedNote)
+	}
+	var cut *cutOff
+	if errors.As(err, &cut) {
+		if notRetriedNote != "" {
+			return core.Errorf(core.KindUnavailable, "mhsm: %s: the answer of %s was cut off (%v)%s", doing, where, cut.err, notRetriedNote)
+		}
+		return core.Errorf(core.KindUnavailable, "mhsm: %s: the answer of %s was cut off (%v)%s; try again later", doing, where, cut.err, afterRetries)
 	}
 	var ua x509.UnknownAuthorityError
 	var hv x509.HostnameError
@@ -186,6 +234,13 @@ func (b *Backend) mapErr(c *hsmClient, op string, id core.KeyID, err error) erro
 	if errors.As(err, &ua) || errors.As(err, &hv) || errors.As(err, &cv) {
 		return core.Errorf(core.KindUnavailable, "mhsm: %s: the TLS certificate of %s is not trusted (%v); if it is a private CA, name it with the %s setting",
 			doing, where, err, SettingCAFile)
+	}
+	if !neverSent(err) {
+		// Connected, then lost before the answer.
+		if notRetriedNote != "" {
+			return core.Errorf(core.KindUnavailable, "mhsm: %s: the connection to %s broke before it answered (%v)%s", doing, where, err, notRetriedNote)
+		}
+		return core.Errorf(core.KindUnavailable, "mhsm: %s: the connection to %s broke before it answered (%v)%s; try again later", doing, where, err, afterRetries)
 	}
 	return core.Errorf(core.KindUnavailable, "mhsm: %s: cannot reach %s: %v; check the HSM name, the %s setting, DNS, proxy and firewall",
 		doing, where, err, SettingEndpoint)

@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/internal/secp256k1"
 )
 
 // GetKey reads a key version (the latest when id.Version is empty).
@@ -54,18 +55,26 @@ func bundleInfo(id core.KeyID, jwk *azkeys.JSONWebKey, attrs *azkeys.KeyAttribut
 	if err != nil {
 		return info, err
 	}
-	switch info.Type {
-	case core.KeyTypeRSA:
+	switch {
+	case info.Type == core.KeyTypeRSA:
 		if len(jwk.N) == 0 || len(jwk.E) == 0 || len(jwk.E) > 4 {
 			return info, core.Errorf(core.KindInternal, "mhsm: key %s: the service returned an RSA key without a valid n and e", id)
 		}
 		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(jwk.N), E: int(new(big.Int).SetBytes(jwk.E).Int64())}
 		info.Bits = pub.N.BitLen()
 		info.PublicKeyDER, err = x509.MarshalPKIXPublicKey(pub)
-	case core.KeyTypeEC:
+	case info.Type == core.KeyTypeEC && info.Curve == core.CurveP256K:
+		// secp256k1: crypto/ecdsa and crypto/x509 do not have it.
+		var pub *secp256k1.PublicKey
+		if pub, err = secp256k1.NewPublicKey(jwk.X, jwk.Y); err != nil {
+			return info, core.Errorf(core.KindInternal, "mhsm: key %s: the service returned an invalid P-256K point: %v", id, err)
+		}
+		info.Bits = 256
+		info.PublicKeyDER, err = secp256k1.MarshalPKIXPublicKey(pub)
+	case info.Type == core.KeyTypeEC:
 		curve := ellipticCurve(info.Curve)
 		if curve == nil {
-			return info, core.Errorf(core.KindUnsupported, "mhsm: key %s is on curve %s, which hsmbridge does not support (P-256, P-384, P-521)", id, info.Curve)
+			return info, core.Errorf(core.KindUnsupported, "mhsm: key %s is on curve %s, which hsmbridge does not support (P-256, P-256K, P-384, P-521)", id, info.Curve)
 		}
 		size := (curve.Params().BitSize + 7) / 8
 		if len(jwk.X) > size || len(jwk.Y) > size {
@@ -230,8 +239,10 @@ func (b *Backend) ImportKey(ctx context.Context, id core.KeyID, pkcs8 []byte, us
 	if err != nil {
 		return core.KeyInfo{}, err
 	}
-	priv, err := x509.ParsePKCS8PrivateKey(pkcs8)
-	if err != nil {
+	var priv any
+	if k1, err := secp256k1.ParsePKCS8PrivateKey(pkcs8); err == nil {
+		priv = k1 // crypto/x509 has no secp256k1
+	} else if priv, err = x509.ParsePKCS8PrivateKey(pkcs8); err != nil {
 		return core.KeyInfo{}, core.Errorf(core.KindInvalidInput, "mhsm: the key to import is not a valid PKCS#8 private key")
 	}
 	jwk := &azkeys.JSONWebKey{KeyOps: ops}
@@ -263,7 +274,7 @@ func (b *Backend) ImportKey(ctx context.Context, id core.KeyID, pkcs8 []byte, us
 		case elliptic.P521():
 			crv = core.CurveP521
 		default:
-			return core.KeyInfo{}, core.Errorf(core.KindUnsupported, "mhsm: curve %s cannot be imported (P-256, P-384 or P-521)", k.Curve.Params().Name)
+			return core.KeyInfo{}, core.Errorf(core.KindUnsupported, "mhsm: curve %s cannot be imported (P-256, P-256K, P-384 or P-521)", k.Curve.Params().Name)
 		}
 		point, err := k.PublicKey.Bytes() // 04 || X || Y, fixed width
 		if err != nil {
@@ -279,6 +290,13 @@ func (b *Backend) ImportKey(ctx context.Context, id core.KeyID, pkcs8 []byte, us
 		jwk.X = point[1 : 1+size]
 		jwk.Y = point[1+size:]
 		jwk.D = d
+	case *secp256k1.PrivateKey:
+		point := k.PublicKey.Bytes()
+		jwk.Kty = to.Ptr(azkeys.KeyTypeEC)
+		jwk.Crv = to.Ptr(azkeys.CurveNameP256K)
+		jwk.X = point[1 : 1+secp256k1.Size]
+		jwk.Y = point[1+secp256k1.Size:]
+		jwk.D = k.Bytes()
 	default:
 		return core.KeyInfo{}, core.Errorf(core.KindUnsupported, "mhsm: cannot import a %T key (RSA or EC only)", priv)
 	}

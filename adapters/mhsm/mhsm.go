@@ -17,8 +17,12 @@
 //     expires (or after a 401), so N operations cost one token request per
 //     token lifetime. The first call on a new client runs alone, so that a
 //     burst of concurrent first calls does not fetch a token each.
-//   - Throttling (429, with or without Retry-After) and 5xx are retried by
-//     azcore's retry policy, with limits from the settings.
+//   - Throttling (429, with or without Retry-After), 5xx, lost connections
+//     and try timeouts are retried by azcore's retry policy, with limits from
+//     the settings, for the operations that change nothing in the HSM;
+//     creating, importing and deleting keys are retried only where the
+//     service cannot have carried them out (retry.go says why). Every call
+//     carries an x-ms-client-request-id, the same on each of its tries.
 //   - Signing and decryption need the key's type and size to check the
 //     caller's input before the round trip. A pinned version's material never
 //     changes, so its KeyInfo is cached; a cached answer that would refuse an
@@ -50,6 +54,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/hsmbridge/hsmbridge/core"
@@ -346,10 +351,31 @@ type hsmClient struct {
 	kc       *azkeys.Client
 	cred     *namedCredential
 	// gate lets the first call through alone until one has been
-	// authenticated, so that concurrent first calls share one token.
-	warm atomic.Bool
-	gate chan struct{}
+	// authenticated, so that concurrent first calls share one token. When
+	// the call that went first gets no answer at all (an HSM down or out
+	// of reach, a credential that gives no token), the calls that waited
+	// behind it fail with its cause at once, instead of each taking its
+	// own tries in turn.
+	warm  atomic.Bool
+	gate  chan struct{}
+	round atomic.Pointer[gateRound] // the current gated call's
 }
+
+// gateRound is one call through the gate: done is closed when it ends,
+// after failed is set if it got no answer.
+type gateRound struct {
+	done   chan struct{}
+	failed error
+}
+
+func newGateRound() *gateRound { return &gateRound{done: make(chan struct{})} }
+
+// queuedBehind is the error of a call that waited at the gate behind a
+// call that got no answer.
+type queuedBehind struct{ err error }
+
+func (e *queuedBehind) Error() string { return "the call before it failed: " + e.err.Error() }
+func (e *queuedBehind) Unwrap() error { return e.err }
 
 // client returns the HSM's client, making it on first use.
 func (b *Backend) client(hsm string) (*hsmClient, error) { return b.clientFor(hsm, true) }
@@ -384,10 +410,13 @@ func (b *Backend) clientFor(hsm string, remember bool) (*hsmClient, error) {
 	}
 	kc, err := azkeys.NewClient(endpoint, cred, &azkeys.ClientOptions{
 		ClientOptions: azcore.ClientOptions{
-			Transport:  transport,
+			Transport:  retryGuard{next: transport},
 			Retry:      b.cfg.retry,
 			APIVersion: b.cfg.apiVersion,
 			Telemetry:  policy.TelemetryOptions{ApplicationID: "hsmbridge"},
+			// azkeys sends no x-ms-client-request-id of its own; with one,
+			// a call and its retries can be told apart from other calls.
+			PerCallPolicies: []policy.Policy{runtime.NewRequestIDPolicy()},
 		},
 		DisableChallengeResourceVerification: b.cfg.disableChallenge,
 	})
@@ -395,6 +424,7 @@ func (b *Backend) clientFor(hsm string, remember bool) (*hsmClient, error) {
 		return nil, core.Errorf(core.KindInternal, "mhsm: client for %s: %w", endpoint, err)
 	}
 	c = &hsmClient{hsm: hsm, endpoint: endpoint, kc: kc, cred: cred, gate: make(chan struct{}, 1)}
+	c.round.Store(newGateRound())
 	b.clients[endpoint] = c
 	return c, nil
 }
@@ -441,25 +471,56 @@ func (b *Backend) transportLocked() (policy.Transporter, error) {
 }
 
 // call runs one request on c, alone if c has not yet been authenticated.
+// A failure comes back as a *callError that says how many tries were made.
 func (c *hsmClient) call(ctx context.Context, fn func(context.Context) error) error {
-	if !c.warm.Load() {
-		select {
-		case c.gate <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if c.warm.Load() {
-			<-c.gate
-		} else {
-			defer func() { <-c.gate }()
-		}
+	ctx, tries := withTries(ctx)
+	round, err := c.enter(ctx)
+	if err != nil {
+		return err
 	}
-	err := fn(ctx)
+	err = fn(ctx)
 	var re *azcore.ResponseError
-	if err == nil || (errors.As(err, &re) && re.StatusCode != http.StatusUnauthorized) {
+	answered := errors.As(err, &re)
+	if err == nil || (answered && re.StatusCode != http.StatusUnauthorized) {
 		c.warm.Store(true)
 	}
-	return err
+	if round != nil {
+		if err != nil && !answered && ctx.Err() == nil {
+			round.failed = &callError{err: err, tries: int(tries.Load())}
+		}
+		c.round.Store(newGateRound())
+		close(round.done)
+		<-c.gate
+	}
+	if err != nil {
+		return &callError{err: err, tries: int(tries.Load()), callerGone: ctx.Err() != nil}
+	}
+	return nil
+}
+
+// enter passes the gate: at once once c is warm; else it waits to hold the
+// gate (its round is returned) or fails when the call holding it got no
+// answer.
+func (c *hsmClient) enter(ctx context.Context) (*gateRound, error) {
+	for !c.warm.Load() {
+		round := c.round.Load()
+		select {
+		case c.gate <- struct{}{}:
+			if c.warm.Load() {
+				<-c.gate
+				return nil, nil
+			}
+			// The holder before replaced the round before it let go.
+			return c.round.Load(), nil
+		case <-round.done:
+			if round.failed != nil {
+				return nil, &callError{err: &queuedBehind{round.failed}}
+			}
+		case <-ctx.Done():
+			return nil, &callError{err: ctx.Err(), callerGone: true}
+		}
+	}
+	return nil, nil
 }
 
 // cached returns the cached KeyInfo of a pinned version.

@@ -5,9 +5,13 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"log"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -54,10 +58,23 @@ func main() {
 	flag.IntVar(&inj.ServerError.Count, "5xx-count", 0, "answer the next N requests with a 5xx")
 	flag.Float64Var(&inj.ServerError.Rate, "5xx-rate", 0, "answer this fraction of requests with a 5xx")
 	flag.IntVar(&inj.ServerErrorStatus, "5xx-status", 503, "status code of injected server errors")
+	flag.IntVar(&inj.ThrottleBare.Count, "throttle-bare-count", 0, "answer the next N requests with 429 without Retry-After")
+	flag.Float64Var(&inj.ThrottleBare.Rate, "throttle-bare-rate", 0, "answer this fraction of requests with 429 without Retry-After")
+	flag.IntVar(&inj.InternalError.Count, "500-count", 0, "answer the next N requests with 500 (beside the -5xx ones)")
+	flag.Float64Var(&inj.InternalError.Rate, "500-rate", 0, "answer this fraction of requests with 500 (beside the -5xx ones)")
+	flag.IntVar(&inj.Drop.Count, "drop-count", 0, "carry out the next N requests and cut their answers off half way")
+	flag.Float64Var(&inj.Drop.Rate, "drop-rate", 0, "carry out this fraction of requests and cut their answers off half way")
+	flag.IntVar(&inj.Late.Count, "late-count", 0, "carry out the next N requests -late-by late (even if the client has gone)")
+	flag.Float64Var(&inj.Late.Rate, "late-rate", 0, "carry out this fraction of requests -late-by late (even if the client has gone)")
+	flag.DurationVar(&inj.LateBy, "late-by", 0, "how late the -late answers come (default 10s)")
 	flag.IntVar(&inj.ExpireToken.Count, "expire-count", 0, "answer the next N authenticated requests as if the token had expired (401)")
 	flag.Float64Var(&inj.ExpireToken.Rate, "expire-rate", 0, "answer this fraction of authenticated requests as if the token had expired")
 	flag.IntVar(&inj.Deny.Count, "deny-count", 0, "answer the next N requests with 403 (RBAC denial)")
 	flag.Float64Var(&inj.Deny.Rate, "deny-rate", 0, "answer this fraction of requests with 403 (RBAC denial)")
+	identityAddr := flag.String("identity-addr", "", "also serve an App Service-style managed identity endpoint (plain HTTP) on this address, e.g. 127.0.0.1:0")
+	identityHeader := flag.String("identity-header", "", "the secret its clients send as X-IDENTITY-HEADER (IDENTITY_HEADER; default: random, written to -identity-url-out)")
+	identityOut := flag.String("identity-url-out", "", "write IDENTITY_ENDPOINT=<url> and IDENTITY_HEADER=<secret> lines to this file once listening")
+	flag.DurationVar(&opts.TokenLifetime, "token-lifetime", mhsmstandin.DefaultTokenLifetime, "how long the identity endpoint's tokens are accepted")
 	flag.Parse()
 
 	opts.ValidTokens, opts.HostNames, opts.Inject = tokens, hosts, inj
@@ -72,6 +89,29 @@ func main() {
 		if err := os.WriteFile(*caOut, srv.CAPEM(), 0o644); err != nil {
 			log.Fatalf("mhsm-standin: writing CA: %v", err)
 		}
+	}
+	if *identityAddr != "" {
+		secret := *identityHeader
+		if secret == "" {
+			b := make([]byte, 16)
+			_, _ = rand.Read(b)
+			secret = hex.EncodeToString(b)
+		}
+		ln, err := net.Listen("tcp", *identityAddr)
+		if err != nil {
+			log.Fatalf("mhsm-standin: identity endpoint: %v", err)
+		}
+		endpoint := "http://" + ln.Addr().String() + "/msi/token"
+		go func() {
+			_ = (&http.Server{Handler: srv.IdentityHandler(secret), ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+		}()
+		if *identityOut != "" {
+			env := "IDENTITY_ENDPOINT=" + endpoint + "\nIDENTITY_HEADER=" + secret + "\n"
+			if err := os.WriteFile(*identityOut, []byte(env), 0o600); err != nil {
+				log.Fatalf("mhsm-standin: writing identity endpoint: %v", err)
+			}
+		}
+		fmt.Printf("managed identity endpoint: %s (tokens last %s)\n", endpoint, opts.TokenLifetime)
 	}
 	url, err := srv.Start(*addr)
 	if err != nil {

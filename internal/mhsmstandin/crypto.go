@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/hsmbridge/hsmbridge/internal/aeskw"
+	"github.com/hsmbridge/hsmbridge/internal/secp256k1"
 )
 
 // apiError is an answer the service gives as {"error":{...}}.
@@ -38,7 +39,7 @@ func badParam(format string, args ...any) *apiError {
 type material struct {
 	rsa *rsa.PrivateKey
 	ec  *ecdsa.PrivateKey
-	k1  *k1Key
+	k1  *secp256k1.PrivateKey // crv P-256K
 	oct []byte
 }
 
@@ -101,9 +102,9 @@ func generate(req *createRequest) (*material, string, string, error) {
 		if crv == "" {
 			crv = "P-256"
 		}
-		if crv == "P-256K" || crv == "SECP256K1" {
-			k, err := generateK1()
-			return &material{k1: k}, kty, "P-256K", err
+		if crv == "P-256K" { // the JWK name; the service knows no other (SECP256K1 was api 2016-10-01's)
+			k, err := secp256k1.GenerateKey(rand.Reader)
+			return &material{k1: k}, kty, crv, err
 		}
 		c, ok := curveByName(crv)
 		if !ok {
@@ -164,13 +165,19 @@ func materialFromJWK(j *reqJWK) (*material, string, error) {
 		if len(j.D) == 0 {
 			return nil, "", badParam("A private key (d) is required to import an EC key.")
 		}
-		if j.Crv == "P-256K" || j.Crv == "SECP256K1" {
-			k, err := newK1Key(new(big.Int).SetBytes(j.D))
+		if j.Crv == "P-256K" {
+			if len(j.D) > secp256k1.Size {
+				return nil, "", badParam("The EC private key (d) is too long for %s.", j.Crv)
+			}
+			k, err := secp256k1.NewPrivateKey(j.D)
 			if err != nil {
 				return nil, "", badParam("The EC key is not valid: %v.", err)
 			}
-			if len(j.X) > 0 && (k.x.Cmp(new(big.Int).SetBytes(j.X)) != 0 || k.y.Cmp(new(big.Int).SetBytes(j.Y)) != 0) {
-				return nil, "", badParam("The EC key is not valid: x and y do not match d.")
+			if len(j.X) > 0 {
+				x, y := (&material{k1: k}).ecPoint()
+				if !equalPadded(x, j.X) || !equalPadded(y, j.Y) {
+					return nil, "", badParam("The EC key is not valid: x and y do not match d.")
+				}
 			}
 			return &material{k1: k}, kty, nil
 		}
@@ -226,10 +233,8 @@ func (m *material) curve() string {
 // ecPoint returns the fixed-length affine coordinates of an EC key.
 func (m *material) ecPoint() (x, y []byte) {
 	if m.k1 != nil {
-		x, y = make([]byte, 32), make([]byte, 32)
-		m.k1.x.FillBytes(x)
-		m.k1.y.FillBytes(y)
-		return x, y
+		pub := m.k1.PublicKey.Bytes()
+		return pub[1 : 1+secp256k1.Size], pub[1+secp256k1.Size:]
 	}
 	pub, _ := m.ec.PublicKey.Bytes()
 	size := (len(pub) - 1) / 2
@@ -257,9 +262,7 @@ func (m *material) privateJWK() json.RawMessage {
 		f["p"], f["q"] = b64(m.rsa.Primes[0].Bytes()), b64(m.rsa.Primes[1].Bytes())
 	case m.k1 != nil:
 		x, y := m.ecPoint()
-		d := make([]byte, 32)
-		m.k1.d.FillBytes(d)
-		f["kty"], f["crv"], f["x"], f["y"], f["d"] = "EC", "P-256K", b64(x), b64(y), b64(d)
+		f["kty"], f["crv"], f["x"], f["y"], f["d"] = "EC", "P-256K", b64(x), b64(y), b64(m.k1.Bytes())
 	case m.ec != nil:
 		x, y := m.ecPoint()
 		d, _ := m.ec.Bytes()
@@ -332,7 +335,7 @@ func (m *material) sign(alg string, digest []byte) ([]byte, error) {
 	case m.rsa != nil:
 		return rsa.SignPKCS1v15(nil, m.rsa, a.hash, digest)
 	case m.k1 != nil:
-		return m.k1.sign(digest)
+		return m.k1.SignRaw(rand.Reader, digest)
 	}
 	r, s, err := ecdsa.Sign(rand.Reader, m.ec, digest)
 	if err != nil {
@@ -356,7 +359,7 @@ func (m *material) verify(alg string, digest, sig []byte) (bool, error) {
 	case m.rsa != nil:
 		return rsa.VerifyPKCS1v15(&m.rsa.PublicKey, a.hash, digest, sig) == nil, nil
 	case m.k1 != nil:
-		return k1Verify(m.k1.x, m.k1.y, digest, sig), nil
+		return secp256k1.VerifyRaw(&m.k1.PublicKey, digest, sig), nil
 	}
 	size := (m.ec.Curve.Params().BitSize + 7) / 8
 	if len(sig) != 2*size {

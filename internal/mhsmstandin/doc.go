@@ -19,7 +19,10 @@
 //	srv.SetInject(mhsmstandin.Inject{Throttle: mhsmstandin.Fault{Count: 2}, RetryAfter: time.Second})
 //	cur := srv.Injected()       // current switches (counts decrease as faults fire)
 //	srv.AddToken("t2"); srv.RevokeToken("t2") // run-time token set changes
-//	st := srv.Stats()           // counters: Requests, Connections, Challenges, ByStatus
+//	tok, exp := srv.IssueToken(time.Minute)    // a token accepted until exp, refused from then on
+//	h := srv.IdentityHandler("secret")         // App Service-style managed identity endpoint issuing them
+//	st := srv.Stats()           // counters: Requests, Connections, Challenges, ByStatus, Retries, MaxTries, Repeated, ...
+//	calls := srv.Calls()        // per x-ms-client-request-id: the answers, tries and executions of each call
 //
 // *Server is also an http.Handler, for callers that serve it themselves.
 //
@@ -45,11 +48,27 @@
 // then asks its credential again and retries once); Deny gives 403 Forbidden
 // as a missing RBAC role would; Throttle gives 429 Throttled (with
 // Retry-After in whole seconds when RetryAfter > 0; note that azcore does
-// not retry when Retry-After exceeds its MaxRetryDelay); ServerError gives
-// ServerErrorStatus (default 503). Each Fault fires on the next Count
-// requests and/or with probability Rate. The binary exposes the same
+// not retry when Retry-After exceeds its MaxRetryDelay) and ThrottleBare a
+// 429 without; ServerError gives ServerErrorStatus (default 503) and
+// InternalError a 500; Drop carries the operation out and cuts its answer
+// off half way (an HTTP/2 stream reset); Late carries it out and answers
+// LateBy late, whether or not the client still waits; Outage answers
+// nothing, new handshakes included, for a while. Each Fault fires on the
+// next Count requests and/or on the fraction Rate of them (one draw per
+// request, so rates of different kinds add up). The binary exposes the same
 // switches as flags and as an admin endpoint (GET/PUT /_standin/inject,
 // JSON; unauthenticated, so the binary listens on loopback).
+//
+// Tokens: besides the fixed ValidTokens, IssueToken and IdentityHandler
+// make tokens that expire (Options.TokenLifetime); from its expiry on a
+// token is refused with the 401 challenge, as the service refuses an expired
+// one, and the client's credential has to fetch another.
+//
+// Calls: a request carrying x-ms-client-request-id (the Managed HSM backend
+// sends one per call, the same on each retry) is recorded under it, so that
+// a test can count retries per call (a re-send right after a 401 challenge
+// is authentication, not a try) and see whether an operation was carried
+// out more than once (Stats.Repeated, Calls).
 //
 // # Design
 //
@@ -59,7 +78,7 @@
 // latency, bearer authentication (401 + WWW-Authenticate challenge), injected
 // faults, api-version (400 BadParameter). Keys live in memory: each name holds
 // its versions in creation order; each version keeps its parsed Go key (an
-// rsa or ecdsa private key, a math/big secp256k1 key, or AES bytes) so that
+// rsa, ecdsa or internal/secp256k1 private key, or AES bytes) so that
 // a signing benchmark measures the client, not this server's key parsing.
 // Versions are immutable (PATCH stores a copy). One RWMutex guards the store;
 // crypto runs outside it. Optionally the store is written to a JSON file

@@ -1,6 +1,7 @@
 package mhsmstandin
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/asn1"
@@ -9,49 +10,79 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/hsmbridge/hsmbridge/internal/secp256k1"
 )
 
-func TestSecp256k1KnownPoint(t *testing.T) {
-	// 2·G from the curve's published parameters.
-	k, err := newK1Key(big.NewInt(2))
+// P-256K as the recordings show the service answer it, and as strictly:
+// crv "P-256K" only (not the 2016 API's "SECP256K1", nor another case),
+// ES256K only (not ES256) and over a 32-byte digest only; an imported
+// private JWK must be consistent.
+func TestP256KIsStrict(t *testing.T) {
+	_, client, _ := setup(t, Options{})
+	ctx := context.Background()
+	for _, crv := range []string{"SECP256K1", "p-256k", "secp256k1"} {
+		_, err := client.CreateKey(ctx, "bad", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeEC), Curve: to.Ptr(azkeys.CurveName(crv))}, nil)
+		if status, code, msg, _ := respErr(t, err); status != 400 || code != "BadParameter" || !strings.Contains(msg, "P-256K") {
+			t.Errorf("crv %s: %d %s %q", crv, status, code, msg)
+		}
+	}
+	cr, err := client.CreateKey(ctx, "k1", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeEC), Curve: to.Ptr(azkeys.CurveNameP256K)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wx, _ := new(big.Int).SetString("c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5", 16)
-	wy, _ := new(big.Int).SetString("1ae168fea63dc339a3c58419466ceaeef7f632653266d0e1236431a950cfe52a", 16)
-	if k.x.Cmp(wx) != 0 || k.y.Cmp(wy) != 0 || !k1OnCurve(k.x, k.y) {
-		t.Fatalf("2G = (%x, %x)", k.x, k.y)
+	if *cr.Key.Kty != azkeys.KeyTypeECHSM || *cr.Key.Crv != azkeys.CurveNameP256K || len(cr.Key.X) != 32 || len(cr.Key.Y) != 32 {
+		t.Fatalf("P-256K key %+v", cr.Key)
 	}
-	// n·G is the point at infinity.
-	if p := k1Mul(k1N, k1Point{k1Gx, k1Gy}); p.x != nil {
-		t.Fatal("n·G is not the point at infinity")
+	var ops []string
+	for _, o := range cr.Key.KeyOps {
+		ops = append(ops, string(*o))
 	}
-}
-
-// The ES256K signature a real Managed HSM made (go-TestSignVerify-MHSM
-// recording) verifies with this implementation, and a changed one does not.
-func TestSecp256k1VerifiesRecordedSignature(t *testing.T) {
-	dec := func(s string) []byte {
-		b, err := unb64(s)
-		if err != nil {
-			t.Fatal(err)
+	if strings.Join(ops, " ") != "verify deriveKey sign" { // go-TestCRUD-EC_MHSM
+		t.Errorf("default key_ops %v", ops)
+	}
+	pub, err := secp256k1.NewPublicKey(cr.Key.X, cr.Key.Y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("strict"))
+	for _, c := range []struct {
+		alg    azkeys.SignatureAlgorithm
+		digest []byte
+	}{{azkeys.SignatureAlgorithmES256, d[:]}, {azkeys.SignatureAlgorithmES256K, d[:20]}, {azkeys.SignatureAlgorithmES384, make([]byte, 48)}} {
+		_, err := client.Sign(ctx, "k1", "", azkeys.SignParameters{Algorithm: to.Ptr(c.alg), Value: c.digest}, nil)
+		if status, code, _, _ := respErr(t, err); status != 400 || code != "BadParameter" {
+			t.Errorf("%s over %d bytes: %d %s", c.alg, len(c.digest), status, code)
 		}
-		return b
 	}
-	x := new(big.Int).SetBytes(dec("o663Q4xWVgMZX2wnZheLz263jFfJYpoRkJDow-yopbg"))
-	y := new(big.Int).SetBytes(dec("TwVJUOSB1vbCasmdmyO7vsWcdNlnevZPPvcgab1aTPk"))
-	digest := dec("ltYuKr0-Qt5fUDMPuO_ExVmYNSeAd7IemqCzPB3wehw")
-	sig := dec("G5INbMmvlfu78C5K0wEEVByQavTMOPg4XjL_04IokYJh6wIpqp4JzA-obn9JSOmAGrlyd2yXXlLNxNKaXcjgNg")
-	if !k1OnCurve(x, y) || !k1Verify(x, y, digest, sig) {
-		t.Fatal("recorded ES256K signature does not verify")
+	sr, err := client.Sign(ctx, "k1", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmES256K), Value: d[:]}, nil)
+	if err != nil || len(sr.Result) != 64 || !secp256k1.VerifyRaw(pub, d[:], sr.Result) {
+		t.Fatalf("ES256K: %v", err)
 	}
-	sig[10] ^= 1
-	if k1Verify(x, y, digest, sig) {
-		t.Fatal("altered signature verifies")
+	vr, err := client.Verify(ctx, "k1", "", azkeys.VerifyParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmES256K), Digest: d[:], Signature: sr.Result}, nil)
+	if err != nil || vr.Value == nil || !*vr.Value {
+		t.Fatalf("verify: %v", err)
+	}
+
+	// Import: d must give x and y.
+	local, _ := secp256k1.GenerateKey(nil)
+	other, _ := secp256k1.GenerateKey(nil)
+	point := other.PublicKey.Bytes()
+	_, err = client.ImportKey(ctx, "imp", azkeys.ImportKeyParameters{Key: &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeEC), Crv: to.Ptr(azkeys.CurveNameP256K),
+		D: local.Bytes(), X: point[1:33], Y: point[33:]}}, nil)
+	if status, code, _, _ := respErr(t, err); status != 400 || code != "BadParameter" {
+		t.Errorf("inconsistent import: %d %s", status, code)
+	}
+	point = local.PublicKey.Bytes()
+	ir, err := client.ImportKey(ctx, "imp", azkeys.ImportKeyParameters{Key: &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeEC), Crv: to.Ptr(azkeys.CurveNameP256K),
+		D: local.Bytes(), X: point[1:33], Y: point[33:], KeyOps: []*azkeys.KeyOperation{to.Ptr(azkeys.KeyOperationSign)}}}, nil)
+	if err != nil || !bytes.Equal(ir.Key.X, point[1:33]) {
+		t.Fatalf("import: %v", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package mhsmstandin
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -41,8 +42,12 @@ type Options struct {
 	// Resource is the challenge's resource (default DefaultResource).
 	Resource string
 	// ValidTokens are the accepted bearer tokens. Empty means any non-empty
-	// token is accepted (a bad token can then not be tested).
+	// token is accepted (a bad token can then not be tested) until a token
+	// is issued or added.
 	ValidTokens []string
+	// TokenLifetime is how long issued tokens (IssueToken, IdentityHandler)
+	// are accepted (default DefaultTokenLifetime).
+	TokenLifetime time.Duration
 	// APIVersions overrides SupportedAPIVersions.
 	APIVersions []string
 	// HostNames are extra DNS names for the served certificate.
@@ -68,7 +73,19 @@ type Stats struct {
 	Requests    int64         `json:"requests"`    // key API requests (admin requests excluded)
 	Connections int64         `json:"connections"` // TCP connections accepted (≈ TLS handshakes)
 	Challenges  int64         `json:"challenges"`  // 401 answers
-	ByStatus    map[int]int64 `json:"by_status"`   // answers by status code
+	ByStatus    map[int]int64 `json:"by_status"`   // answers by status code; 0: none (the client left first)
+	Dropped     int64         `json:"dropped"`     // answers cut off (Drop)
+	Late        int64         `json:"late"`        // answers given late (Late), whether or not the client still waited
+	// Client calls (requests that carry an x-ms-client-request-id, see
+	// Call): how many, how many tries beyond each call's first, the most
+	// tries of one call, and per operation the calls carried out more than
+	// once.
+	Calls    int64            `json:"calls"`
+	Retries  int64            `json:"retries"`
+	MaxTries int              `json:"max_tries"`
+	Repeated map[string]int64 `json:"repeated"`
+	// TokensIssued counts the identity endpoint's tokens.
+	TokensIssued int64 `json:"tokens_issued"`
 }
 
 // Server is the stand-in. It is an http.Handler; Start serves it over TLS.
@@ -84,15 +101,28 @@ type Server struct {
 	pool   *x509.CertPool
 	store  *store
 	tokMu  sync.RWMutex
-	tokens map[string]bool
+	tokens map[string]time.Time // accepted until then; zero: no expiry
 
-	injMu sync.Mutex
-	inj   Inject
+	injMu         sync.Mutex
+	inj           Inject
+	outageEnd     time.Time     // zero: no outage
+	outageChanged chan struct{} // closed (and replaced) at every SetInject
 
 	statMu   sync.Mutex
 	requests int64
 	byStatus map[int]int64
+	dropped  int64
+	late     int64
+	issued   int64
 	conns    atomic.Int64
+
+	callMu    sync.Mutex
+	calls     map[string]*Call
+	callOrder []string
+	callCount int64
+	retries   int64
+	maxTries  int
+	repeated  map[string]int64
 
 	mu       sync.Mutex
 	httpSrv  *http.Server
@@ -109,10 +139,12 @@ func New(opts Options) (*Server, error) {
 		tenant:   opts.Tenant,
 		versions: map[string]bool{},
 		pageSize: opts.PageSize,
-		tokens:   map[string]bool{},
-		inj:      opts.Inject,
+		tokens:   map[string]time.Time{},
 		byStatus: map[int]int64{},
+		calls:    map[string]*Call{},
+		repeated: map[string]int64{},
 	}
+	s.setInjectLocked(opts.Inject)
 	if s.resource == "" {
 		s.resource = DefaultResource
 	}
@@ -130,7 +162,7 @@ func New(opts Options) (*Server, error) {
 		s.versions[v] = true
 	}
 	for _, t := range opts.ValidTokens {
-		s.tokens[t] = true
+		s.tokens[t] = time.Time{}
 	}
 	var err error
 	if s.caPEM, s.cert, err = newPKI(opts.HostNames); err != nil {
@@ -159,7 +191,15 @@ func (s *Server) Start(addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tlsCfg := &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"},
+		// During an outage a new connection's handshake waits too.
+		GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			if !s.waitOutage(hi.Context()) {
+				return nil, errors.New("mhsmstandin: handshake abandoned during an outage")
+			}
+			return nil, nil
+		},
+	}
 	s.httpSrv = &http.Server{
 		Handler:           s,
 		TLSConfig:         tlsCfg,
@@ -201,6 +241,9 @@ func (s *Server) Close() error {
 	if s.httpSrv == nil {
 		return nil
 	}
+	s.injMu.Lock()
+	s.setInjectLocked(Inject{}) // lets held requests and handshakes go
+	s.injMu.Unlock()
 	err := s.httpSrv.Close()
 	s.httpSrv = nil
 	return err
@@ -237,10 +280,10 @@ func (s *Server) Client() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// AddToken accepts one more bearer token.
+// AddToken accepts one more bearer token, with no expiry.
 func (s *Server) AddToken(tok string) {
 	s.tokMu.Lock()
-	s.tokens[tok] = true
+	s.tokens[tok] = time.Time{}
 	s.tokMu.Unlock()
 }
 
@@ -260,18 +303,26 @@ func (s *Server) tokenOK(tok string) bool {
 	if len(s.opts.ValidTokens) == 0 && len(s.tokens) == 0 {
 		return true
 	}
-	return s.tokens[tok]
+	exp, ok := s.tokens[tok]
+	return ok && (exp.IsZero() || time.Now().Before(exp))
 }
 
 // Stats returns a copy of the request counters.
 func (s *Server) Stats() Stats {
 	s.statMu.Lock()
 	defer s.statMu.Unlock()
-	st := Stats{Requests: s.requests, Connections: s.conns.Load(), ByStatus: map[int]int64{}}
+	st := Stats{Requests: s.requests, Connections: s.conns.Load(), ByStatus: map[int]int64{},
+		Dropped: s.dropped, Late: s.late, TokensIssued: s.issued, Repeated: map[string]int64{}}
 	for k, v := range s.byStatus {
 		st.ByStatus[k] = v
 	}
 	st.Challenges = st.ByStatus[http.StatusUnauthorized]
+	s.callMu.Lock()
+	st.Calls, st.Retries, st.MaxTries = s.callCount, s.retries, s.maxTries
+	for k, v := range s.repeated {
+		st.Repeated[k] = v
+	}
+	s.callMu.Unlock()
 	return st
 }
 
@@ -308,7 +359,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // ServeHTTP answers one request. The checks run in the order the service
 // applies them: latency, authentication, injected faults, api-version, then
-// routing.
+// routing. An outage holds the request before all of them.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, adminPrefix) {
 		s.serveAdmin(rw, r)
@@ -316,11 +367,25 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	w := &statusWriter{ResponseWriter: rw}
+	callID, callAt := r.Header.Get(headerClientRequestID), 0
+	if callID != "" {
+		callAt = s.beginCall(callID, opName(r.Method, splitPath(r.URL.Path)))
+	}
+	answer, executed := "", false // answer, when set, is what the call's record shows instead of the status
 	defer func() {
 		s.statMu.Lock()
 		s.requests++
 		s.byStatus[w.status]++
 		s.statMu.Unlock()
+		if callID != "" {
+			if answer == "" {
+				answer = "none"
+				if w.status != 0 {
+					answer = strconv.Itoa(w.status)
+				}
+			}
+			s.endCall(callID, callAt, answer, executed)
+		}
 		if s.opts.Logf != nil {
 			s.opts.Logf("%s %s %d %s", r.Method, r.URL.RequestURI(), w.status, time.Since(start).Round(time.Microsecond))
 		}
@@ -331,6 +396,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	s.setServiceHeaders(w)
 
+	if !s.waitOutage(r.Context()) {
+		return
+	}
 	if d := s.latency(); d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -351,22 +419,25 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	switch kind, inj := s.pickFault(); kind {
+	kind, inj := s.pickFault()
+	switch kind {
 	case faultExpireToken:
 		s.challenge(w, true)
 		return
 	case faultDeny:
 		writeError(w, http.StatusForbidden, "Forbidden", denyMessage(r), "AccessDenied")
 		return
-	case faultThrottle:
-		if inj.RetryAfter > 0 {
+	case faultThrottle, faultThrottleBare:
+		if kind == faultThrottle && inj.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(inj.RetryAfter.Seconds()))))
 		}
 		writeError(w, http.StatusTooManyRequests, "Throttled", "Request was not processed because too many requests were received. Retry the request later.", "")
 		return
-	case faultServerError:
+	case faultServerError, faultInternalError:
 		status := inj.ServerErrorStatus
-		if status < 500 || status > 599 {
+		if kind == faultInternalError {
+			status = http.StatusInternalServerError
+		} else if status < 500 || status > 599 {
 			status = http.StatusServiceUnavailable
 		}
 		writeError(w, status, serverErrorCode(status), "The service is temporarily unavailable. Retry the request later. (injected by mhsm-standin)", "")
@@ -387,7 +458,93 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.route(w, r, body)
+	executed = true
+	switch kind {
+	case faultDrop:
+		answer = "cut"
+		s.cutOff(rw, w, r, body)
+	case faultLate:
+		answer = "late"
+		s.answerLate(w, r, body, inj.LateBy)
+	default:
+		s.route(w, r, body)
+	}
+}
+
+// recorder holds an answer to send later, in part, or not at all. It starts
+// with the service headers already set (routes read x-ms-request-id).
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func newRecorder(w http.ResponseWriter) *recorder {
+	return &recorder{header: w.Header().Clone()}
+}
+
+func (rec *recorder) Header() http.Header { return rec.header }
+
+func (rec *recorder) WriteHeader(code int) {
+	if rec.status == 0 {
+		rec.status = code
+	}
+}
+
+func (rec *recorder) Write(b []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	return rec.body.Write(b)
+}
+
+// send writes the status, the headers and the first n bytes of the body.
+func (rec *recorder) send(w http.ResponseWriter, n int) {
+	h := w.Header()
+	clear(h)
+	for k, v := range rec.header {
+		h[k] = v
+	}
+	w.WriteHeader(rec.status)
+	_, _ = w.Write(rec.body.Bytes()[:n])
+}
+
+// cutOff carries the operation out, sends the status, the headers (with
+// the full Content-Length) and half the body, and aborts the answer: the
+// server then resets the HTTP/2 stream or closes the HTTP/1.1 connection.
+func (s *Server) cutOff(rw http.ResponseWriter, w *statusWriter, r *http.Request, body []byte) {
+	rec := newRecorder(w)
+	s.route(rec, r, body)
+	rec.send(w, rec.body.Len()/2)
+	_ = http.NewResponseController(rw).Flush()
+	s.statMu.Lock()
+	s.dropped++
+	s.statMu.Unlock()
+	panic(http.ErrAbortHandler)
+}
+
+// answerLate carries the operation out after by and answers then, if the
+// client still waits; a client that gave up does not stop the operation.
+func (s *Server) answerLate(w *statusWriter, r *http.Request, body []byte, by time.Duration) {
+	if by <= 0 {
+		by = defaultLateBy
+	}
+	detached := r.Clone(context.WithoutCancel(r.Context()))
+	rec := newRecorder(w)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(by)
+		s.route(rec, detached, body)
+		s.statMu.Lock()
+		s.late++
+		s.statMu.Unlock()
+	}()
+	select {
+	case <-done:
+		rec.send(w, rec.body.Len())
+	case <-r.Context().Done():
+	}
 }
 
 // setServiceHeaders adds the headers every Managed HSM answer carries.
@@ -470,6 +627,7 @@ const adminPrefix = "/_standin/"
 //	GET  /_standin/inject   current switches (JSON, see injectWire)
 //	PUT  /_standin/inject   replace them (POST works too)
 //	GET  /_standin/stats    Stats as JSON
+//	GET  /_standin/calls    what was seen of each client call (see Call)
 //	POST /_standin/tokens   {"add":[...],"revoke":[...]}
 //	GET  /_standin/ca.pem   the CA certificate
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
@@ -486,6 +644,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Injected().wire())
 	case "stats":
 		writeJSON(w, http.StatusOK, s.Stats())
+	case "calls":
+		writeJSON(w, http.StatusOK, s.Calls())
 	case "tokens":
 		var in struct{ Add, Revoke []string }
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {

@@ -166,6 +166,9 @@ func (b *Backend) CreateKey(ctx context.Context, id core.KeyID, spec core.KeySpe
 	switch spec.Type {
 	case core.KeyTypeEC:
 		curve := map[core.Curve]elliptic.Curve{core.CurveP256: elliptic.P256(), core.CurveP384: elliptic.P384(), core.CurveP521: elliptic.P521()}[spec.Curve]
+		if curve == nil {
+			return core.KeyInfo{}, core.Errorf(core.KindUnsupported, "curve %s is not supported", spec.Curve)
+		}
 		priv, err = ecdsa.GenerateKey(curve, rand.Reader)
 	case core.KeyTypeRSA:
 		priv, err = rsa.GenerateKey(rand.Reader, spec.Bits)
