@@ -132,6 +132,21 @@ func TestKeyOperationsTakeTheDataPathUnlessGRPCIsAsked(t *testing.T) {
 	}
 }
 
+// TestUnavailableAnswerIsPassedOnAtOnce: only a broken connection makes the
+// host wait to see whether the plugin exited.
+func TestUnavailableAnswerIsPassedOnAtOnce(t *testing.T) {
+	b := start(t, Spec{Name: "t", Command: testPlugin})
+	start := time.Now()
+	_, err := b.Sign(context.Background(), core.KeyID{Name: "busy"}, make([]byte, 32),
+		core.SignatureScheme{Padding: core.PaddingECDSA, Hash: core.SHA256})
+	if !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), "busy (503)") {
+		t.Fatalf("got %v", err)
+	}
+	if el := time.Since(start); el > exitNoticeTime/2 {
+		t.Fatalf("the answer took %s: the host waited for an exit that was not coming", el)
+	}
+}
+
 func TestPluginThatDiesFailsInFlightAndIsRestarted(t *testing.T) {
 	for _, path := range []string{"socket", "grpc"} {
 		t.Run(path, func(t *testing.T) {

@@ -135,7 +135,8 @@ func (d *dataConn) fail(why error) {
 	if d.err != nil {
 		return
 	}
-	d.err = &core.Error{Kind: core.KindUnavailable, Message: "backend plugin unavailable: data connection lost: " + why.Error(), Err: why}
+	d.err = &core.Error{Kind: core.KindUnavailable, Message: "backend plugin unavailable: data connection lost: " + why.Error(),
+		Err: fmt.Errorf("%w: %w", ErrTransport, why)}
 	for id, ch := range d.pending {
 		close(ch)
 		delete(d.pending, id)

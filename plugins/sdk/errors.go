@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,6 +25,11 @@ var kindCodes = map[core.ErrorKind]codes.Code{
 	core.KindAlreadyExists:       codes.AlreadyExists,
 	core.KindNoRoute:             codes.NotFound,
 }
+
+// ErrTransport is in the chain of an error that says the connection to the
+// plugin broke (the plugin may have died), as opposed to an error the
+// plugin answered with: errors.Is(err, sdk.ErrTransport).
+var ErrTransport = errors.New("connection to the backend plugin broke")
 
 // toStatus turns a backend's error into a gRPC status that keeps its kind.
 func toStatus(err error) error {
@@ -49,7 +55,7 @@ func fromStatus(err error) error {
 	}
 	st, ok := status.FromError(err)
 	if !ok {
-		return &core.Error{Kind: core.KindUnavailable, Message: "backend plugin: " + err.Error(), Err: err}
+		return &core.Error{Kind: core.KindUnavailable, Message: "backend plugin: " + err.Error(), Err: fmt.Errorf("%w: %w", ErrTransport, err)}
 	}
 	for _, d := range st.Details() {
 		if be, ok := d.(*backendpb.BackendError); ok {
@@ -57,7 +63,10 @@ func fromStatus(err error) error {
 		}
 	}
 	switch st.Code() {
-	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Aborted:
+	case codes.Unavailable:
+		// Without a BackendError detail: gRPC's own, the connection broke.
+		return &core.Error{Kind: core.KindUnavailable, Message: "backend plugin unavailable: " + st.Message(), Err: ErrTransport}
+	case codes.Canceled, codes.DeadlineExceeded, codes.Aborted:
 		return &core.Error{Kind: core.KindUnavailable, Message: "backend plugin unavailable: " + st.Message()}
 	case codes.Unimplemented:
 		return &core.Error{Kind: core.KindUnsupported, Message: "backend plugin: " + st.Message()}

@@ -27,6 +27,9 @@ func (b *Backend) Agree(ctx context.Context, id core.KeyID, peerPublicKeyDER []b
 	if v.info.Type != core.KeyTypeEC {
 		return nil, core.Errorf(core.KindInvalidInput, "ECDH needs an EC key, key %s is %s", v.info.ID, v.info.Type)
 	}
+	if v.info.Curve == core.CurveP256K {
+		return nil, core.Errorf(core.KindUnsupported, "simulator: ECDH on P-256K (key %s) is not supported (P-256, P-384 or P-521)", v.info.ID)
+	}
 	pub, err := x509.ParsePKIXPublicKey(peerPublicKeyDER)
 	peer, ok := pub.(*ecdsa.PublicKey)
 	if err != nil || !ok {
@@ -36,7 +39,10 @@ func (b *Backend) Agree(ctx context.Context, id core.KeyID, peerPublicKeyDER []b
 	if err != nil {
 		return nil, err
 	}
-	mine := priv.(*ecdsa.PrivateKey)
+	mine, ok := priv.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, core.Errorf(core.KindInternal, "simulator: key %s is not an ECDSA key", v.info.ID)
+	}
 	if peer.Curve != mine.Curve {
 		return nil, core.Errorf(core.KindInvalidInput, "the peer key is on %s, key %s on %s", peer.Curve.Params().Name, v.info.ID, mine.Curve.Params().Name)
 	}

@@ -205,27 +205,12 @@ func (b *Backend) seal(p *maskedPayload) (core.MaskedKey, core.KeyInfo, error) {
 
 // payloadFor describes a private key and its policy for sealing.
 func payloadFor(priv crypto.Signer, usages []core.KeyUsage, session string) (*maskedPayload, error) {
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+	s, err := shapeOf(priv)
 	if err != nil {
-		return nil, core.Errorf(core.KindInternal, "simulator: encoding private key: %w", err)
+		return nil, err
 	}
-	spki, err := x509.MarshalPKIXPublicKey(priv.Public())
-	if err != nil {
-		return nil, core.Errorf(core.KindInternal, "simulator: encoding public key: %w", err)
-	}
-	p := &maskedPayload{Usages: usages, PKCS8: pkcs8, Public: spki, Session: session}
-	switch k := priv.(type) {
-	case *rsa.PrivateKey:
-		p.Type, p.Bits = core.KeyTypeRSA, k.N.BitLen()
-	case *ecdsa.PrivateKey:
-		p.Type, p.Bits = core.KeyTypeEC, k.Curve.Params().BitSize
-		if p.Curve, err = curveName(k.Curve); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, core.Errorf(core.KindUnsupported, "simulator: %T keys cannot be masked", priv)
-	}
-	return p, nil
+	return &maskedPayload{Usages: usages, PKCS8: s.pkcs8, Public: s.spki, Session: session,
+		Type: s.typ, Bits: s.bits, Curve: s.curve}, nil
 }
 
 // GenerateMasked generates an RSA or EC key that exists only masked.
@@ -240,7 +225,7 @@ func (b *Backend) GenerateMasked(ctx context.Context, spec core.KeySpec, session
 	var priv crypto.Signer
 	switch spec.Type {
 	case core.KeyTypeEC:
-		priv, err = ecdsa.GenerateKey(curveOf(spec.Curve), rand.Reader)
+		priv, err = generateEC(spec.Curve)
 	case core.KeyTypeRSA:
 		priv, err = rsa.GenerateKey(rand.Reader, spec.Bits)
 	default:
@@ -336,7 +321,7 @@ func (b *Backend) ImportMasked(ctx context.Context, wrapped []byte, spec core.Ke
 		return nil, core.KeyInfo{}, failed
 	}
 	defer clear(pkcs8)
-	k, err := x509.ParsePKCS8PrivateKey(pkcs8)
+	k, err := parsePKCS8(pkcs8)
 	if err != nil {
 		return nil, core.KeyInfo{}, core.Errorf(core.KindInvalidInput, "the imported key is not a PKCS#8 private key")
 	}

@@ -1,6 +1,6 @@
 package simulator
 
-// RSA private-key operations through libcrypto (internal/osslrsa): the
+// RSA private-key operations through libcrypto (internal/ossl): the
 // results are checked with Go's crypto alone, failures must read the same
 // whatever went wrong, and a key version that leaves the cache gives its
 // libcrypto key back while the operations holding it still finish.
@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/hsmbridge/hsmbridge/core"
-	"github.com/hsmbridge/hsmbridge/plugins/simulator/internal/osslrsa"
+	"github.com/hsmbridge/hsmbridge/plugins/simulator/internal/ossl"
 )
 
 // nativeBuild says whether this build does RSA in libcrypto (cgo).
@@ -30,7 +30,7 @@ func nativeBuild(t testing.TB) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe, err := osslrsa.New(k)
+	probe, err := ossl.New(k)
 	if err != nil {
 		t.Fatal(err)
 	}

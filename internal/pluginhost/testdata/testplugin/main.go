@@ -1,6 +1,7 @@
 // A deliberately small backend for pluginhost's tests: one EC key named
 // "k", and key names that make the plugin misbehave on Sign ("crash" exits
-// the process mid-request).
+// the process mid-request, "busy" answers unavailable as a backend whose
+// service said 503 does).
 //
 // Two variables make it misbehave from outside: with TESTPLUGIN_LAUNCH_LOG
 // it appends the time of every start to that file (one line of Unix
@@ -27,7 +28,7 @@ import (
 type backend struct{ key *ecdsa.PrivateKey }
 
 func (b *backend) GetKey(_ context.Context, id core.KeyID) (core.KeyInfo, error) {
-	if id.Name != "k" && id.Name != "crash" {
+	if id.Name != "k" && id.Name != "crash" && id.Name != "busy" {
 		return core.KeyInfo{}, core.Errorf(core.KindNotFound, "key %q not found", id.Name)
 	}
 	der, _ := x509.MarshalPKIXPublicKey(&b.key.PublicKey)
@@ -39,6 +40,9 @@ func (b *backend) GetKey(_ context.Context, id core.KeyID) (core.KeyInfo, error)
 func (b *backend) Sign(_ context.Context, id core.KeyID, digest []byte, _ core.SignatureScheme) ([]byte, error) {
 	if id.Name == "crash" {
 		os.Exit(3)
+	}
+	if id.Name == "busy" {
+		return nil, core.Errorf(core.KindUnavailable, "the service is busy (503)")
 	}
 	return ecdsa.SignASN1(rand.Reader, b.key, digest)
 }

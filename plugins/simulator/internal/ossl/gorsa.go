@@ -1,4 +1,4 @@
-package osslrsa
+package ossl
 
 import (
 	"crypto"

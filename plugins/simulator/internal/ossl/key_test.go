@@ -1,4 +1,4 @@
-package osslrsa
+package ossl
 
 // Every result is checked with Go's crypto alone: signatures with
 // rsa.VerifyPKCS1v15, rsa.VerifyPSS and, where rsa.VerifyPSS cannot say

@@ -1,5 +1,5 @@
 //go:build !cgo
 
-package osslrsa
+package ossl
 
 const cgoBuild = false

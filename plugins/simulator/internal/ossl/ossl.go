@@ -1,6 +1,6 @@
 //go:build cgo
 
-package osslrsa
+package ossl
 
 /*
 #cgo LDFLAGS: -lcrypto
@@ -12,7 +12,6 @@ import "C"
 import (
 	"crypto"
 	"crypto/rsa"
-	"crypto/x509"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -42,18 +41,38 @@ var cNames = func() map[crypto.Hash]*C.char {
 
 const errLen = 256
 
-func newHandle(k *rsa.PrivateKey) (*handle, error) {
-	der := x509.MarshalPKCS1PrivateKey(k)
+// newHandle loads a DER private key (an RSAPrivateKey, or a PKCS#8
+// PrivateKeyInfo of an EC key) and wipes der.
+func newHandle(der []byte) (*handle, error) {
 	defer clear(der)
 	var msg [errLen]C.char
-	pkey := C.hb_rsa_load((*C.uchar)(unsafe.Pointer(&der[0])), C.size_t(len(der)), &msg[0], errLen)
+	pkey := C.hb_key_load((*C.uchar)(unsafe.Pointer(&der[0])), C.size_t(len(der)), &msg[0], errLen)
 	if pkey == nil {
-		return nil, fmt.Errorf("osslrsa: libcrypto does not load the key: %s", C.GoString(&msg[0]))
+		return nil, fmt.Errorf("ossl: libcrypto does not load the key: %s", C.GoString(&msg[0]))
 	}
 	loaded.Add(1)
 	h := &handle{pkey: pkey}
 	h.refs.Store(1)
 	return h, nil
+}
+
+func (h *handle) attachEC(k *ECKey) {
+	runtime.AddCleanup(k, func(h *handle) { h.close() }, h)
+}
+
+// maxECSig is the longest DER ECDSA signature on P-521: two 66-byte
+// integers, each with a tag, a length and a sign byte, in a SEQUENCE.
+const maxECSig = 2*(66+3) + 3
+
+func (h *handle) signEC(digest []byte) ([]byte, error) {
+	sig := make([]byte, maxECSig)
+	sigLen := C.size_t(len(sig))
+	var msg [errLen]C.char
+	if C.hb_ec_sign(h.pkey, (*C.uchar)(unsafe.Pointer(&digest[0])), C.size_t(len(digest)),
+		(*C.uchar)(unsafe.Pointer(&sig[0])), &sigLen, &msg[0], errLen) != 1 {
+		return nil, fmt.Errorf("ossl: libcrypto: %s", C.GoString(&msg[0]))
+	}
+	return sig[:sigLen:sigLen], nil
 }
 
 // attach ties h to k's lifetime: an unreachable Key that was never closed
@@ -107,10 +126,10 @@ func (h *handle) sign(size int, digest []byte, hash crypto.Hash, pss *PSSOptions
 		(*C.uchar)(unsafe.Pointer(&digest[0])), C.size_t(len(digest)),
 		(*C.uchar)(unsafe.Pointer(&sig[0])), &sigLen, &msg[0], errLen)
 	if ok != 1 {
-		return nil, fmt.Errorf("osslrsa: libcrypto: %s", C.GoString(&msg[0]))
+		return nil, fmt.Errorf("ossl: libcrypto: %s", C.GoString(&msg[0]))
 	}
 	if int(sigLen) != size {
-		return nil, fmt.Errorf("osslrsa: libcrypto made a %d-byte signature with a %d-byte key", sigLen, size)
+		return nil, fmt.Errorf("ossl: libcrypto made a %d-byte signature with a %d-byte key", sigLen, size)
 	}
 	return sig, nil
 }
@@ -135,7 +154,7 @@ func (h *handle) decrypt(size int, ciphertext []byte, oaep *rsa.OAEPOptions) ([]
 	switch {
 	case r == -1:
 		clear(out)
-		return nil, fmt.Errorf("osslrsa: libcrypto: %s", C.GoString(&msg[0]))
+		return nil, fmt.Errorf("ossl: libcrypto: %s", C.GoString(&msg[0]))
 	case r != 1 || int(outLen) > size:
 		clear(out)
 		return nil, rsa.ErrDecryption

@@ -1,6 +1,6 @@
 //go:build cgo
 
-package osslrsa
+package ossl
 
 import (
 	"crypto"

@@ -28,18 +28,18 @@ static void take_error(char *err, size_t errlen, const char *what)
     ERR_clear_error();
 }
 
-EVP_PKEY *hb_rsa_load(const unsigned char *der, size_t derlen, char *err, size_t errlen)
+EVP_PKEY *hb_key_load(const unsigned char *der, size_t derlen, char *err, size_t errlen)
 {
     ERR_clear_error();
     const unsigned char *p = der;
-    EVP_PKEY *pkey = d2i_PrivateKey(EVP_PKEY_RSA, NULL, &p, (long)derlen);
+    EVP_PKEY *pkey = d2i_AutoPrivateKey(NULL, &p, (long)derlen);
     if (pkey == NULL) {
-        take_error(err, errlen, "d2i_PrivateKey failed");
+        take_error(err, errlen, "d2i_AutoPrivateKey failed");
         return NULL;
     }
     if (p != der + derlen) {
         EVP_PKEY_free(pkey);
-        take_error(err, errlen, "trailing data after the RSAPrivateKey");
+        take_error(err, errlen, "trailing data after the private key");
         return NULL;
     }
     /* The decoders OpenSSL tried before the one that worked leave entries. */
@@ -108,4 +108,18 @@ int hb_rsa_decrypt(EVP_PKEY *pkey, int oaep, const char *md, const char *mgf1,
     /* Not a word about why: the queue is emptied, not read. */
     ERR_clear_error();
     return ok ? 1 : 0;
+}
+
+int hb_ec_sign(EVP_PKEY *pkey, const unsigned char *digest, size_t digestlen,
+               unsigned char *sig, size_t *siglen, char *err, size_t errlen)
+{
+    ERR_clear_error();
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    int ok = ctx != NULL && EVP_PKEY_sign_init(ctx) == 1
+             && EVP_PKEY_sign(ctx, sig, siglen, digest, digestlen) == 1;
+    if (!ok)
+        take_error(err, errlen, "ECDSA signing failed");
+    EVP_PKEY_CTX_free(ctx);
+    ERR_clear_error();
+    return ok;
 }

@@ -1,8 +1,8 @@
 //go:build cgo
 
 /*
- * The C half of package osslrsa: load an RSA private key into an EVP_PKEY,
- * sign a digest, decrypt a ciphertext. Each call makes and frees its own
+ * The C half of package ossl: load an RSA or EC private key into an
+ * EVP_PKEY, sign a digest, decrypt a ciphertext. Each call makes and frees its own
  * EVP_PKEY_CTX, so one EVP_PKEY serves any number of threads at once (a
  * key is only read after it is loaded). Every call leaves the calling
  * thread's OpenSSL error queue empty: cgo runs calls on whichever thread,
@@ -11,16 +11,23 @@
  * Buffers are the caller's (Go memory for the duration of the call); no
  * pointer is kept after a call returns.
  */
-#ifndef HSMBRIDGE_OSSLRSA_SHIM_H
-#define HSMBRIDGE_OSSLRSA_SHIM_H
+#ifndef HSMBRIDGE_SIM_OSSL_SHIM_H
+#define HSMBRIDGE_SIM_OSSL_SHIM_H
 
 #include <stddef.h>
 
 #include <openssl/evp.h>
 
-/* hb_rsa_load decodes a DER RSAPrivateKey (PKCS#1). NULL on failure, with
- * OpenSSL's reason in err (NUL-terminated, at most errlen bytes). */
-EVP_PKEY *hb_rsa_load(const unsigned char *der, size_t derlen, char *err, size_t errlen);
+/* hb_key_load decodes a DER private key: an RSAPrivateKey (PKCS#1) or a
+ * PKCS#8 PrivateKeyInfo. NULL on failure, with OpenSSL's reason in err
+ * (NUL-terminated, at most errlen bytes). */
+EVP_PKEY *hb_key_load(const unsigned char *der, size_t derlen, char *err, size_t errlen);
+
+/* hb_ec_sign signs a digest with an EC key: an ASN.1 DER ECDSA signature.
+ * *siglen is the size of sig on entry and the signature's on return. 1 on
+ * success; 0 with err set. */
+int hb_ec_sign(EVP_PKEY *pkey, const unsigned char *digest, size_t digestlen,
+               unsigned char *sig, size_t *siglen, char *err, size_t errlen);
 
 /* hb_rsa_sign signs a digest made with md (an OpenSSL digest name): PKCS#1
  * v1.5 (OpenSSL builds the DigestInfo) when pss is 0, else PSS with the
