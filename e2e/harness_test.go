@@ -31,6 +31,11 @@ func TestMain(m *testing.M) {
 	_, file, _, _ := runtime.Caller(0)
 	repoRoot = filepath.Dir(filepath.Dir(file))
 	buildDir = filepath.Join(repoRoot, "build")
+	// HSMBRIDGE_E2E_BUILD runs the tests on another build (a copy of build/
+	// with some binaries rebuilt), leaving build/ to whoever else uses it.
+	if d := os.Getenv("HSMBRIDGE_E2E_BUILD"); d != "" {
+		buildDir = d
+	}
 	hsmhostBin = filepath.Join(buildDir, "bin", "hsmhost")
 	modulesDir = filepath.Join(buildDir, "ossl-modules")
 	os.Exit(m.Run())

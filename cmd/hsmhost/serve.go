@@ -20,6 +20,7 @@ import (
 	"github.com/hsmbridge/hsmbridge/internal/hostsvc"
 	"github.com/hsmbridge/hsmbridge/internal/pluginhost"
 	"github.com/hsmbridge/hsmbridge/internal/socketserver"
+	"github.com/hsmbridge/hsmbridge/internal/telemetry"
 	"github.com/hsmbridge/hsmbridge/plugins/sdk"
 	"github.com/hsmbridge/hsmbridge/plugins/simulator"
 )
@@ -28,9 +29,10 @@ import (
 const shutdownGrace = 10 * time.Second
 
 func serve(args []string, stderr io.Writer) error {
-	fs := newFlagSet("serve", stderr, "hsmhost serve [--config FILE] [--log-level LEVEL] [--socket PATH]")
+	fs := newFlagSet("serve", stderr, "hsmhost serve [--config FILE] [--log-level LEVEL] [--log-format text|json] [--socket PATH]")
 	configFlag := fs.String("config", "", "configuration file (default $HSMBRIDGE_CONFIG, else "+config.DefaultPath+" if it exists, else the built-in simulator)")
 	levelFlag := fs.String("log-level", "", "trace, debug, info, warn or error (default $HSMBRIDGE_LOG_LEVEL, else the config's log_level, else info)")
+	formatFlag := fs.String("log-format", "", "text or json (default $HSMBRIDGE_LOG_FORMAT, else the config's log_format, else text)")
 	socketFlag := fs.String("socket", "", "socket path (default $HSMBRIDGE_SOCKET, else the config's socket, else the per-user default)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -62,7 +64,12 @@ func serve(args []string, stderr io.Writer) error {
 	if hclog.LevelFromString(level) == hclog.NoLevel {
 		return usagef("log level %q is not one of trace, debug, info, warn, error", level)
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "hsmhost", Level: hclog.LevelFromString(level), Output: stderr})
+	format := logFormat(*formatFlag, cfg)
+	if format != "text" && format != "json" {
+		return usagef("log format %q is not one of text, json", format)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "hsmhost", Level: hclog.LevelFromString(level), Output: stderr,
+		JSONFormat: format == "json"})
 
 	sockPath := config.SocketPath(*socketFlag, cfg)
 	sock, err := socketserver.Prepare(socketserver.SocketConfig{Path: sockPath, Mode: cfg.SocketMode, Group: cfg.SocketGroup})
@@ -82,7 +89,25 @@ func serve(args []string, stderr io.Writer) error {
 	sdk.ProfileFromEnv("hsmhost")
 	sdk.TrimWhenIdle(5 * time.Second)
 	ctx := context.Background()
-	backends, routes, err := startBackends(ctx, cfg, log)
+	audit := telemetry.NewAudit(log.Named("audit"), cfg.Audit, cfg.AuditRate)
+	defer audit.Close()
+	var metrics *telemetry.Metrics
+	if cfg.MetricsListen != "" {
+		metrics = telemetry.NewMetrics(hostVersion())
+		metrics.WatchAudit(audit)
+		ms, err := telemetry.Listen(cfg.MetricsListen, metrics.Handler(log.Named("metrics")), log.Named("metrics"))
+		if err != nil {
+			sock.Release()
+			return fmt.Errorf("%w (%s)", err, cfg.Source)
+		}
+		defer func() {
+			mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ms.Close(mctx)
+		}()
+		log.Info("serving metrics", "address", ms.Addr(), "path", "/metrics")
+	}
+	backends, routes, err := startBackends(ctx, cfg, log, metrics)
 	if err != nil {
 		sock.Release()
 		return err
@@ -92,6 +117,11 @@ func serve(args []string, stderr io.Writer) error {
 		sock.Release()
 		closeAll(backends)
 		return err
+	}
+	if metrics != nil {
+		svc.Observe(telemetry.Tee(audit, metrics))
+	} else {
+		svc.Observe(audit)
 	}
 	ln, err := sock.Listen()
 	if err != nil {
@@ -104,6 +134,9 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	srv := &socketserver.Server{Service: svc, Log: log.Named("socket"), HostVersion: hostVersion(),
 		FrameTimeout: cfg.FrameTimeout, MaxConnsPerUID: perUID}
+	if metrics != nil {
+		metrics.WatchServer(srv.Stats)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving", "socket", sockPath, "config", cfg.Source, "backends", cfg.BackendNames(), "policies", access.Rules(), "version", hostVersion())
@@ -121,7 +154,7 @@ loop:
 				go func() {
 					reloading.Lock()
 					defer reloading.Unlock()
-					cfg = reload(ctx, *configFlag, cfg, sockPath, fixedLevel, svc, log)
+					cfg = reload(ctx, *configFlag, cfg, sockPath, fixedLevel, svc, log, audit, metrics)
 				}()
 				continue
 			}
@@ -146,7 +179,8 @@ loop:
 
 // reload reads the configuration again, starts its backends and swaps them
 // in. On any error the running configuration stays as it is.
-func reload(ctx context.Context, configFlag string, old *config.Config, sockPath, fixedLevel string, svc *hostsvc.Service, log hclog.Logger) *config.Config {
+func reload(ctx context.Context, configFlag string, old *config.Config, sockPath, fixedLevel string, svc *hostsvc.Service, log hclog.Logger,
+	audit *telemetry.Audit, metrics *telemetry.Metrics) *config.Config {
 	path, err := config.Locate(configFlag)
 	if err == nil {
 		var cfg *config.Config
@@ -157,7 +191,7 @@ func reload(ctx context.Context, configFlag string, old *config.Config, sockPath
 		if err == nil {
 			var backends []hostsvc.Backend
 			var routes []hostsvc.Route
-			if backends, routes, err = startBackends(ctx, cfg, log); err == nil {
+			if backends, routes, err = startBackends(ctx, cfg, log, metrics); err == nil {
 				// Routes, backends and policy change in one step.
 				if err = svc.Swap(routes, backends, hostsvc.WithAccess(access)); err != nil {
 					closeAll(backends)
@@ -171,9 +205,13 @@ func reload(ctx context.Context, configFlag string, old *config.Config, sockPath
 					if cfg.FrameTimeout != old.FrameTimeout || cfg.MaxConnectionsPerUID != old.MaxConnectionsPerUID {
 						log.Warn("frame_timeout and max_connections_per_uid take effect on restart")
 					}
+					if cfg.LogFormat != old.LogFormat || cfg.MetricsListen != old.MetricsListen {
+						log.Warn("log_format and metrics_listen take effect on restart")
+					}
 					if fixedLevel == "" && cfg.LogLevel != "" {
 						log.SetLevel(hclog.LevelFromString(cfg.LogLevel))
 					}
+					audit.Set(cfg.Audit, cfg.AuditRate)
 					log.Info("configuration reloaded", "config", cfg.Source, "backends", cfg.BackendNames(), "policies", access.Rules())
 					return cfg
 				}
@@ -186,7 +224,8 @@ func reload(ctx context.Context, configFlag string, old *config.Config, sockPath
 
 // startBackends launches every configured plugin; if one fails, those
 // already started are stopped and the error names the backend.
-func startBackends(ctx context.Context, cfg *config.Config, log hclog.Logger) ([]hostsvc.Backend, []hostsvc.Route, error) {
+// With metrics, each one's restarts are counted.
+func startBackends(ctx context.Context, cfg *config.Config, log hclog.Logger, metrics *telemetry.Metrics) ([]hostsvc.Backend, []hostsvc.Route, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, nil, fmt.Errorf("finding hsmhost's own binary for built-in plugins: %w", err)
@@ -200,6 +239,12 @@ func startBackends(ctx context.Context, cfg *config.Config, log hclog.Logger) ([
 		if spec.Settings == nil {
 			spec.Settings = map[string]string{}
 		}
+		if metrics != nil {
+			spec.Restarted = metrics.Backend(b.Name)
+		}
+		// Plugins log at the host's level (--log-level and the file's
+		// included), as JSON lines that hsmhost relays in its own format.
+		spec.Env = append(spec.Env, "HSMBRIDGE_LOG_LEVEL="+log.GetLevel().String())
 		if name, ok := b.Builtin(); ok {
 			spec.Command, spec.Args = exe, []string{"plugin", name}
 			// The plugin does not see hsmhost's environment, so the host
@@ -239,6 +284,17 @@ func closeAll(bs []hostsvc.Backend) {
 			c.Close()
 		}
 	}
+}
+
+// logFormat is the log format: --log-format, else $HSMBRIDGE_LOG_FORMAT,
+// else the file's log_format, else text.
+func logFormat(flag string, cfg *config.Config) string {
+	for _, f := range []string{flag, os.Getenv("HSMBRIDGE_LOG_FORMAT"), cfg.LogFormat} {
+		if f != "" {
+			return strings.ToLower(f)
+		}
+	}
+	return "text"
 }
 
 // oneProcessor runs hsmhost, and the plugins it starts, with GOMAXPROCS=1

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,7 +26,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -35,6 +35,7 @@ import (
 
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/internal/hostsvc"
+	"github.com/hsmbridge/hsmbridge/internal/socketpath"
 	"github.com/hsmbridge/hsmbridge/internal/socketserver"
 )
 
@@ -54,6 +55,17 @@ type Config struct {
 	SocketMode  os.FileMode // 0600 unless set
 	SocketGroup string
 	LogLevel    string // empty: not set in the file
+	// LogFormat is "text" or "json" (log_format); empty: not set in the
+	// file.
+	LogFormat string
+	// Audit says whether key operations are logged (audit, default true),
+	// at most AuditRate lines a second (audit_rate, default
+	// DefaultAuditRate; 0: no limit).
+	Audit     bool
+	AuditRate int
+	// MetricsListen is the host:port Prometheus metrics are served on
+	// (metrics_listen); empty: no metrics.
+	MetricsListen string
 	// FrameTimeout bounds a frame from its first byte to its last
 	// (frame_timeout); always set, socketserver.DefaultFrameTimeout unless
 	// the file says otherwise.
@@ -90,6 +102,13 @@ type Route struct {
 	Where   string
 }
 
+// DefaultAuditRate is the most audit lines a second unless audit_rate says
+// otherwise.
+const DefaultAuditRate = 100
+
+// LogFormats are the values of log_format.
+var LogFormats = []string{"text", "json"}
+
 // Builtins lists the plugin names accepted after "builtin:".
 var Builtins = []string{"simulator"}
 
@@ -100,6 +119,8 @@ func Default() *Config {
 	return &Config{
 		Source:               EmbeddedSource,
 		SocketMode:           0o600,
+		Audit:                true,
+		AuditRate:            DefaultAuditRate,
 		FrameTimeout:         socketserver.DefaultFrameTimeout,
 		MaxConnectionsPerUID: socketserver.DefaultMaxConnsPerUID,
 		Backends: []Backend{{
@@ -147,6 +168,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "socket"}, {Name: "socket_mode"}, {Name: "socket_group"}, {Name: "log_level"},
 			{Name: "frame_timeout"}, {Name: "max_connections_per_uid"},
+			{Name: "log_format"}, {Name: "audit"}, {Name: "audit_rate"}, {Name: "metrics_listen"},
 			{Name: "admin_users"}, {Name: "admin_groups"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
@@ -212,7 +234,7 @@ func Parse(src []byte, filename string) (*Config, error) {
 	content, d := f.Body.Content(rootSchema)
 	errs.diags(d)
 
-	cfg := &Config{Source: filename, SocketMode: 0o600,
+	cfg := &Config{Source: filename, SocketMode: 0o600, Audit: true, AuditRate: DefaultAuditRate,
 		FrameTimeout: socketserver.DefaultFrameTimeout, MaxConnectionsPerUID: socketserver.DefaultMaxConnsPerUID}
 	str := func(name string) (string, hcl.Range, bool) {
 		a, ok := content.Attributes[name]
@@ -247,6 +269,30 @@ func Parse(src []byte, filename string) (*Config, error) {
 			errs.add(r, "log_level %q is not one of %s", s, strings.Join(logLevels, ", "))
 		}
 		cfg.LogLevel = strings.ToLower(s)
+	}
+	if s, r, ok := str("log_format"); ok {
+		if !contains(LogFormats, strings.ToLower(s)) {
+			errs.add(r, "log_format %q is not one of %s", s, strings.Join(LogFormats, ", "))
+		} else {
+			cfg.LogFormat = strings.ToLower(s)
+		}
+	}
+	if a, ok := content.Attributes["audit"]; ok {
+		if b, ok := boolAttr(a, &errs); ok {
+			cfg.Audit = b
+		}
+	}
+	if a, ok := content.Attributes["audit_rate"]; ok {
+		if n, ok := countAttr(a, &errs); ok {
+			cfg.AuditRate = n
+		}
+	}
+	if s, r, ok := str("metrics_listen"); ok {
+		if msg := checkListen(s); msg != "" {
+			errs.add(r, "metrics_listen %q %s", s, msg)
+		} else {
+			cfg.MetricsListen = s
+		}
 	}
 	if s, r, ok := str("frame_timeout"); ok {
 		d, err := time.ParseDuration(s)
@@ -489,6 +535,37 @@ func stringAttr(a *hcl.Attribute, errs *problems) (string, bool) {
 	return s.AsString(), true
 }
 
+// boolAttr reads true or false.
+func boolAttr(a *hcl.Attribute, errs *problems) (bool, bool) {
+	v, d := a.Expr.Value(nil)
+	errs.diags(d)
+	if d.HasErrors() {
+		return false, false
+	}
+	b, err := convert.Convert(v, cty.Bool)
+	if err != nil || b.IsNull() || !b.IsKnown() {
+		errs.add(a.Range, "%s must be true or false", a.Name)
+		return false, false
+	}
+	return b.True(), true
+}
+
+// checkListen explains why addr is not a TCP host:port to listen on, or
+// says nothing.
+func checkListen(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "is not host:port, such as \"127.0.0.1:9464\""
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return "has no port number from 0 to 65535"
+	}
+	if strings.ContainsAny(host, " \t/") {
+		return "has no host name or address before its port"
+	}
+	return ""
+}
+
 // countAttr reads a whole number from 0 up.
 func countAttr(a *hcl.Attribute, errs *problems) (int, bool) {
 	v, d := a.Expr.Value(nil)
@@ -529,27 +606,8 @@ func (c *Config) BackendNames() []string {
 // DefaultSocketPath follows the shared convention: $HSMBRIDGE_SOCKET, else
 // /run/hsmbridge/hsmhost.sock for root, else $XDG_RUNTIME_DIR/hsmbridge/
 // hsmhost.sock where that folder exists and is ours, else
-// /tmp/hsmbridge-<uid>/hsmhost.sock.
-func DefaultSocketPath() string {
-	if p := os.Getenv("HSMBRIDGE_SOCKET"); p != "" {
-		return p
-	}
-	uid := os.Getuid()
-	if uid == 0 {
-		return "/run/hsmbridge/hsmhost.sock"
-	}
-	// Only a runtime folder as its specification describes it (absolute,
-	// existing, ours); the C front end applies the same test.
-	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
-		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid {
-				return filepath.Join(d, "hsmbridge", "hsmhost.sock")
-			}
-		}
-	}
-	// Literally /tmp, not $TMPDIR: the C front end computes the same path.
-	return fmt.Sprintf("/tmp/hsmbridge-%d/hsmhost.sock", uid)
-}
+// /tmp/hsmbridge-<uid>/hsmhost.sock (internal/socketpath holds the rule).
+func DefaultSocketPath() string { return socketpath.Default() }
 
 // SocketPath picks the socket hsmhost serves: the --socket flag, else
 // $HSMBRIDGE_SOCKET (what clients read too), else the file's socket, else

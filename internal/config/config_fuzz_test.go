@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -22,7 +23,10 @@ import (
 //     one backend and one route, unique valid backend names, every route
 //     naming a defined backend, unique prefixes that can match a canonical
 //     reference, absolute paths, a normalised sha256, a permission mode,
-//     unique policy names and an access policy that compiles.
+//     unique policy names and an access policy that compiles, a known
+//     log format, an audit rate from 0 up, a metrics address that is a
+//     host and a port number, and positive frame timeout and
+//     connection limit.
 func FuzzParse(f *testing.F) {
 	const name = "fuzz.hcl"
 	dir := f.TempDir()
@@ -109,6 +113,21 @@ func checkConfig(t *testing.T, src []byte, name string, cfg *Config) {
 	}
 	if cfg.LogLevel != "" && !contains(logLevels, cfg.LogLevel) {
 		fail("log level %q", cfg.LogLevel)
+	}
+	if cfg.LogFormat != "" && !contains(LogFormats, cfg.LogFormat) {
+		fail("log format %q", cfg.LogFormat)
+	}
+	if cfg.AuditRate < 0 {
+		fail("audit rate %d", cfg.AuditRate)
+	}
+	if cfg.MetricsListen != "" {
+		host, port, err := net.SplitHostPort(cfg.MetricsListen)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 || strings.ContainsAny(host, " \t/") {
+			fail("metrics_listen %q", cfg.MetricsListen)
+		}
+	}
+	if cfg.FrameTimeout <= 0 || cfg.MaxConnectionsPerUID < 0 {
+		fail("frame timeout %s, max connections per uid %d", cfg.FrameTimeout, cfg.MaxConnectionsPerUID)
 	}
 	if len(cfg.Backends) == 0 || len(cfg.Routes) == 0 {
 		fail("%d backends, %d routes", len(cfg.Backends), len(cfg.Routes))

@@ -282,3 +282,46 @@ func TestConnectionLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestOperationsSettings(t *testing.T) {
+	const routes = "backend \"a\" { plugin = \"builtin:simulator\" }\nroute {\n  prefix = \"\"\n  backend = \"a\"\n}\n"
+	c, err := Parse([]byte(routes), "x.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Audit || c.AuditRate != DefaultAuditRate || c.MetricsListen != "" || c.LogFormat != "" {
+		t.Fatalf("defaults: audit %v rate %d metrics %q format %q", c.Audit, c.AuditRate, c.MetricsListen, c.LogFormat)
+	}
+	if d := Default(); d.Audit != c.Audit || d.AuditRate != c.AuditRate || d.MetricsListen != "" || d.LogFormat != "" {
+		t.Fatalf("embedded default: %+v", d)
+	}
+	// A file with only these keeps the embedded backend, as with socket options.
+	c, err = Parse([]byte("log_format = \"JSON\"\naudit = false\naudit_rate = 0\nmetrics_listen = \"127.0.0.1:9464\"\n"), "x.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Audit || c.AuditRate != 0 || c.MetricsListen != "127.0.0.1:9464" || c.LogFormat != "json" || len(c.Backends) != 1 {
+		t.Fatalf("set: %+v", c)
+	}
+	for _, addr := range []string{"[::1]:9464", ":9464", "localhost:0", "0.0.0.0:65535"} {
+		if c, err := Parse([]byte("metrics_listen = \""+addr+"\"\n"+routes), "x.hcl"); err != nil || c.MetricsListen != addr {
+			t.Errorf("metrics_listen %q: %v", addr, err)
+		}
+	}
+	for src, want := range map[string]string{
+		`log_format = "xml"`:                 `x.hcl:1: log_format "xml" is not one of text, json`,
+		`audit = "maybe"`:                    `x.hcl:1: audit must be true or false`,
+		`audit = 1`:                          `x.hcl:1: audit must be true or false`,
+		`audit_rate = -1`:                    `x.hcl:1: audit_rate must be a whole number from 0 up`,
+		`audit_rate = 2.5`:                   `x.hcl:1: audit_rate must be a whole number from 0 up`,
+		`metrics_listen = "9464"`:            `x.hcl:1: metrics_listen "9464" is not host:port`,
+		`metrics_listen = "127.0.0.1:"`:      `x.hcl:1: metrics_listen "127.0.0.1:" has no port number`,
+		`metrics_listen = "127.0.0.1:http"`:  `x.hcl:1: metrics_listen "127.0.0.1:http" has no port number`,
+		`metrics_listen = "127.0.0.1:70000"`: `x.hcl:1: metrics_listen "127.0.0.1:70000" has no port number`,
+	} {
+		_, err := Parse([]byte(src+"\n"+routes), "x.hcl")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %s", src, err, want)
+		}
+	}
+}

@@ -69,9 +69,10 @@ const MaxRandom = 64 << 10
 
 // Service routes requests; it is safe for concurrent use.
 type Service struct {
-	mu     sync.RWMutex
-	cur    *table
-	closed bool
+	mu       sync.RWMutex
+	cur      *table
+	closed   bool
+	observer Observer // see Observe
 }
 
 type table struct {
@@ -222,9 +223,10 @@ func (s *Service) RouteOf(ref string) (string, error) {
 
 // call is the common front half of every keyed operation.
 type call struct {
-	ref     core.KeyRef
-	backend Backend
-	done    func()
+	ref       core.KeyRef
+	canonical string // ref.String()
+	backend   Backend
+	done      func()
 }
 
 // begin parses and routes ref and checks, in this order, the access policy
@@ -265,7 +267,7 @@ func (s *Service) begin(ctx context.Context, ref, version string, op core.Operat
 			Message: fmt.Sprintf("%s: backend %q does not support %s", r, b.Name(), opWords(op)),
 			Err:     &backendError{backend: b.Name(), err: core.ErrUnsupported}}
 	}
-	return &call{ref: r, backend: b, done: done}, nil
+	return &call{ref: r, canonical: canonical, backend: b, done: done}, nil
 }
 
 func opWords(op core.Operation) string {
@@ -361,9 +363,10 @@ const maxSignMessage = 900 << 10
 // SignWithMessage signs digest, or, where the backend signs whole messages
 // (ports.MessageSigner) and the provider sent the message, the message
 // after checking that it hashes to digest.
-func (s *Service) SignWithMessage(ctx context.Context, ref, version string, digest, message []byte, scheme core.SignatureScheme) ([]byte, SignTiming, error) {
-	var tm SignTiming
+func (s *Service) SignWithMessage(ctx context.Context, ref, version string, digest, message []byte, scheme core.SignatureScheme) (sig []byte, tm SignTiming, err error) {
+	began := nanotime()
 	c, err := s.begin(ctx, ref, version, core.OpSign)
+	defer func() { s.report(ctx, began, c, ref, version, core.OpSign, signatureName(scheme), len(sig), err) }()
 	if err != nil {
 		return nil, tm, err
 	}
@@ -374,7 +377,6 @@ func (s *Service) SignWithMessage(ctx context.Context, ref, version string, dige
 			Err:     &backendError{backend: c.backend.Name(), err: core.ErrUnsupported}}
 	}
 	start := nanotime()
-	var sig []byte
 	ms, signsMessages := c.backend.(ports.MessageSigner)
 	signsMessages = signsMessages && len(message) > 0 && c.backend.Description().Supports(core.OpSignMessage)
 	if signsMessages {
@@ -424,9 +426,10 @@ func (s *Service) Decrypt(ctx context.Context, ref, version string, ciphertext [
 }
 
 // DecryptTimed is Decrypt plus where its time went, as SignWithMessage.
-func (s *Service) DecryptTimed(ctx context.Context, ref, version string, ciphertext []byte, scheme core.EncryptionScheme) ([]byte, SignTiming, error) {
-	var tm SignTiming
+func (s *Service) DecryptTimed(ctx context.Context, ref, version string, ciphertext []byte, scheme core.EncryptionScheme) (pt []byte, tm SignTiming, err error) {
+	began := nanotime()
 	c, err := s.begin(ctx, ref, version, core.OpDecrypt)
+	defer func() { s.report(ctx, began, c, ref, version, core.OpDecrypt, encryptionName(scheme), len(pt), err) }()
 	if err != nil {
 		return nil, tm, err
 	}
@@ -438,7 +441,6 @@ func (s *Service) DecryptTimed(ctx context.Context, ref, version string, ciphert
 			Err:     &backendError{backend: c.backend.Name(), err: core.ErrUnsupported}}
 	}
 	start := nanotime()
-	var pt []byte
 	if td, ok := c.backend.(TimedDecrypter); ok {
 		pt, tm.Plugin, err = td.DecryptTimed(ctx, c.ref.ID(), ciphertext, scheme)
 	} else if d, ok := c.backend.(ports.Decrypter); ok {
@@ -463,8 +465,10 @@ func (s *Service) UnwrapKey(ctx context.Context, ref, version string, wrapped []
 	return s.wrapKey(ctx, ref, version, wrapped, alg, core.OpUnwrapKey)
 }
 
-func (s *Service) wrapKey(ctx context.Context, ref, version string, data []byte, alg core.WrapAlgorithm, op core.Operation) ([]byte, error) {
+func (s *Service) wrapKey(ctx context.Context, ref, version string, data []byte, alg core.WrapAlgorithm, op core.Operation) (out []byte, err error) {
+	began := nanotime()
 	c, err := s.begin(ctx, ref, version, op)
+	defer func() { s.report(ctx, began, c, ref, version, op, wrapName(alg), len(out), err) }()
 	if err != nil {
 		return nil, err
 	}
@@ -473,13 +477,16 @@ func (s *Service) wrapKey(ctx context.Context, ref, version string, data []byte,
 	if !ok {
 		return nil, wrap(c.ref.String(), c.backend.Name(), notImplemented(op))
 	}
-	var out []byte
 	if op == core.OpWrapKey {
 		out, err = w.WrapKey(ctx, c.ref.ID(), data, alg)
 	} else {
 		out, err = w.UnwrapKey(ctx, c.ref.ID(), data, alg)
 	}
-	return out, wrap(c.ref.String(), c.backend.Name(), err)
+	err = wrap(c.ref.String(), c.backend.Name(), err)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Diagnosis is what a backend says about its own prerequisites.
@@ -598,11 +605,14 @@ func (s *Service) beginUnversioned(ctx context.Context, ref string, op core.Oper
 }
 
 // CreateKey creates a key (a new version if the name exists).
-func (s *Service) CreateKey(ctx context.Context, ref string, spec core.KeySpec) (Key, error) {
+func (s *Service) CreateKey(ctx context.Context, ref string, spec core.KeySpec) (k Key, err error) {
+	began := nanotime()
+	var c *call
+	defer func() { s.report(ctx, began, c, ref, "", core.OpCreateKey, keyTypeName(spec.Type), 0, err) }()
 	if err := spec.Validate(); err != nil {
 		return Key{}, core.Errorf(core.KindOf(err), "%s: %s", ref, err)
 	}
-	c, err := s.beginUnversioned(ctx, ref, core.OpCreateKey, "creating a key")
+	c, err = s.beginUnversioned(ctx, ref, core.OpCreateKey, "creating a key")
 	if err != nil {
 		return Key{}, err
 	}
@@ -619,8 +629,10 @@ func (s *Service) CreateKey(ctx context.Context, ref string, spec core.KeySpec) 
 }
 
 // ImportKey imports a PKCS#8 private key.
-func (s *Service) ImportKey(ctx context.Context, ref string, pkcs8 []byte, usages []core.KeyUsage) (Key, error) {
+func (s *Service) ImportKey(ctx context.Context, ref string, pkcs8 []byte, usages []core.KeyUsage) (k Key, err error) {
+	began := nanotime()
 	c, err := s.beginUnversioned(ctx, ref, core.OpImportKey, "importing a key")
+	defer func() { s.report(ctx, began, c, ref, "", core.OpImportKey, keyTypeName(k.Type), 0, err) }()
 	if err != nil {
 		return Key{}, err
 	}
@@ -640,8 +652,10 @@ func (s *Service) ImportKey(ctx context.Context, ref string, pkcs8 []byte, usage
 }
 
 // DeleteKey deletes every version of a key.
-func (s *Service) DeleteKey(ctx context.Context, ref string) (int, error) {
+func (s *Service) DeleteKey(ctx context.Context, ref string) (n int, err error) {
+	began := nanotime()
 	c, err := s.beginUnversioned(ctx, ref, core.OpDeleteKey, "deleting a key (which removes every version)")
+	defer func() { s.report(ctx, began, c, ref, "", core.OpDeleteKey, "", 0, err) }()
 	if err != nil {
 		return 0, err
 	}
@@ -650,7 +664,7 @@ func (s *Service) DeleteKey(ctx context.Context, ref string) (int, error) {
 	if !ok {
 		return 0, wrap(c.ref.String(), c.backend.Name(), notImplemented(core.OpDeleteKey))
 	}
-	n, err := d.DeleteKey(ctx, c.ref.ID())
+	n, err = d.DeleteKey(ctx, c.ref.ID())
 	return n, wrap(c.ref.String(), c.backend.Name(), err)
 }
 

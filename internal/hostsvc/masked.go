@@ -25,7 +25,12 @@ func (s *Service) maskedCall(ctx context.Context, ref string, op core.Operation)
 
 // GenerateMasked generates a key in the backend and returns it masked, with
 // the reference pinned to the handle the backend opened it under.
-func (s *Service) GenerateMasked(ctx context.Context, ref string, spec core.KeySpec, session string) (core.MaskedKey, Key, error) {
+func (s *Service) GenerateMasked(ctx context.Context, ref string, spec core.KeySpec, session string) (blob core.MaskedKey, k Key, err error) {
+	began := nanotime()
+	var c *call
+	defer func() {
+		s.report(ctx, began, c, ref, "", core.OpGenerateMasked, keyTypeName(spec.Type), len(blob), err)
+	}()
 	if err := spec.Validate(); err != nil {
 		return nil, Key{}, core.Errorf(core.KindOf(err), "%s: %s", ref, err)
 	}
@@ -54,8 +59,10 @@ func (s *Service) ImportWrappingKey(ctx context.Context, ref string) ([]byte, er
 }
 
 // ImportMasked imports a wrapped private key and returns it masked.
-func (s *Service) ImportMasked(ctx context.Context, ref string, wrapped []byte, spec core.KeySpec, session string) (core.MaskedKey, Key, error) {
+func (s *Service) ImportMasked(ctx context.Context, ref string, wrapped []byte, spec core.KeySpec, session string) (blob core.MaskedKey, k Key, err error) {
+	began := nanotime()
 	c, m, err := s.maskedCall(ctx, ref, core.OpImportMasked)
+	defer func() { s.report(ctx, began, c, ref, "", core.OpImportMasked, keyTypeName(spec.Type), len(blob), err) }()
 	if err != nil {
 		return nil, Key{}, err
 	}
@@ -69,8 +76,10 @@ func (s *Service) ImportMasked(ctx context.Context, ref string, wrapped []byte, 
 
 // OpenMasked opens a blob in ref's backend; the returned reference names
 // the handle as its version.
-func (s *Service) OpenMasked(ctx context.Context, ref string, blob core.MaskedKey) (Key, error) {
+func (s *Service) OpenMasked(ctx context.Context, ref string, blob core.MaskedKey) (k Key, err error) {
+	began := nanotime()
 	c, err := s.begin(ctx, ref, "", core.OpUnmask)
+	defer func() { s.report(ctx, began, c, ref, "", core.OpUnmask, keyTypeName(k.Type), 0, err) }()
 	if err != nil {
 		return Key{}, err
 	}
@@ -102,8 +111,10 @@ func (s *Service) EndSession(ctx context.Context, session string) {
 
 // Agree runs ECDH with the key at ref (an opened masked key, or any key
 // that allows deriveKey) and returns the shared secret masked.
-func (s *Service) Agree(ctx context.Context, ref, version string, peerPublicKeyDER []byte) (core.MaskedKey, error) {
+func (s *Service) Agree(ctx context.Context, ref, version string, peerPublicKeyDER []byte) (blob core.MaskedKey, err error) {
+	began := nanotime()
 	c, err := s.begin(ctx, ref, version, core.OpAgree)
+	defer func() { s.report(ctx, began, c, ref, version, core.OpAgree, "ecdh", len(blob), err) }()
 	if err != nil {
 		return nil, err
 	}
@@ -112,14 +123,19 @@ func (s *Service) Agree(ctx context.Context, ref, version string, peerPublicKeyD
 	if !ok {
 		return nil, wrap(c.ref.String(), c.backend.Name(), notImplemented(core.OpAgree))
 	}
-	blob, err := a.Agree(ctx, c.ref.ID(), peerPublicKeyDER)
-	return blob, wrap(c.ref.String(), c.backend.Name(), err)
+	blob, err = a.Agree(ctx, c.ref.ID(), peerPublicKeyDER)
+	if err = wrap(c.ref.String(), c.backend.Name(), err); err != nil {
+		return nil, err
+	}
+	return blob, nil
 }
 
 // Derive runs a KDF in ref's backend over a masked input and returns the
 // derived key masked.
-func (s *Service) Derive(ctx context.Context, ref string, params core.DeriveParams) (core.MaskedKey, error) {
+func (s *Service) Derive(ctx context.Context, ref string, params core.DeriveParams) (blob core.MaskedKey, err error) {
+	began := nanotime()
 	c, err := s.begin(ctx, ref, "", core.OpDerive)
+	defer func() { s.report(ctx, began, c, ref, "", core.OpDerive, deriveName(params), len(blob), err) }()
 	if err != nil {
 		return nil, err
 	}
@@ -128,13 +144,18 @@ func (s *Service) Derive(ctx context.Context, ref string, params core.DerivePara
 	if !ok {
 		return nil, wrap(c.ref.String(), c.backend.Name(), notImplemented(core.OpDerive))
 	}
-	blob, err := d.Derive(ctx, params)
-	return blob, wrap(c.ref.String(), c.backend.Name(), err)
+	blob, err = d.Derive(ctx, params)
+	if err = wrap(c.ref.String(), c.backend.Name(), err); err != nil {
+		return nil, err
+	}
+	return blob, nil
 }
 
 // MAC computes an HMAC with the key at ref.
-func (s *Service) MAC(ctx context.Context, ref, version string, hash core.Hash, data []byte) ([]byte, error) {
+func (s *Service) MAC(ctx context.Context, ref, version string, hash core.Hash, data []byte) (mac []byte, err error) {
+	began := nanotime()
 	c, err := s.begin(ctx, ref, version, core.OpMAC)
+	defer func() { s.report(ctx, began, c, ref, version, core.OpMAC, macName(hash), len(mac), err) }()
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +164,9 @@ func (s *Service) MAC(ctx context.Context, ref, version string, hash core.Hash, 
 	if !ok {
 		return nil, wrap(c.ref.String(), c.backend.Name(), notImplemented(core.OpMAC))
 	}
-	mac, err := m.MAC(ctx, c.ref.ID(), hash, data)
-	return mac, wrap(c.ref.String(), c.backend.Name(), err)
+	mac, err = m.MAC(ctx, c.ref.ID(), hash, data)
+	if err = wrap(c.ref.String(), c.backend.Name(), err); err != nil {
+		return nil, err
+	}
+	return mac, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -173,8 +174,10 @@ func readLaunches(t *testing.T, path string) []time.Time {
 func TestCrashLoopBacksOffAndHealedPluginServesAgain(t *testing.T) {
 	dir := t.TempDir()
 	marker, launchLog := filepath.Join(dir, "crash"), filepath.Join(dir, "launches")
+	var restarted atomic.Int32 // what the metrics count
 	b := start(t, Spec{Name: "loop", Command: testPlugin,
-		Env: []string{"TESTPLUGIN_CRASH_MARKER=" + marker, "TESTPLUGIN_LAUNCH_LOG=" + launchLog}})
+		Env:       []string{"TESTPLUGIN_CRASH_MARKER=" + marker, "TESTPLUGIN_LAUNCH_LOG=" + launchLog},
+		Restarted: func() { restarted.Add(1) }})
 	signAndVerify(t, b)
 
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
@@ -204,6 +207,9 @@ func TestCrashLoopBacksOffAndHealedPluginServesAgain(t *testing.T) {
 	if len(restarts) < 4 || len(restarts) > 8 {
 		t.Errorf("%d restarts in %s of a crash loop, want 4..8 (100 ms doubling to 5 s)", len(restarts), window)
 	}
+	if n := int(restarted.Load()); n != len(restarts) {
+		t.Errorf("Spec.Restarted was called %d times for %d relaunches", n, len(restarts))
+	}
 	for i := 1; i < len(restarts); i++ {
 		gap, want := restarts[i].Sub(restarts[i-1]), backoffAfter(i)
 		if gap < want*8/10-20*time.Millisecond {
@@ -230,6 +236,9 @@ func TestCrashLoopBacksOffAndHealedPluginServesAgain(t *testing.T) {
 	}
 	t.Logf("serving again %s after the fix", time.Since(healed).Round(time.Millisecond))
 	signAndVerify(t, b)
+	if n := int(restarted.Load()); n != len(restarts)+1 {
+		t.Errorf("Spec.Restarted was called %d times for %d relaunches", n, len(restarts)+1)
+	}
 }
 
 var (

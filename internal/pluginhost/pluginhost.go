@@ -53,6 +53,10 @@ type Spec struct {
 	Env      []string // "K=V" given to the plugin besides the minimal environment
 	Settings map[string]string
 	Logger   hclog.Logger
+	// Restarted, when set, is called at every relaunch of a plugin that
+	// exited (before it is launched again, so failed relaunches count too),
+	// with the backend's lock held: it must be quick (the metrics' counter).
+	Restarted func()
 }
 
 // The restart backoff; variables so that tests can shorten them.
@@ -123,7 +127,7 @@ func (b *Backend) launch(ctx context.Context) error {
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		StartTimeout:     startTimeout,
-		Logger:           b.log,
+		Logger:           relayed{b.log},
 		GRPCDialOptions:  sdk.DialOptions(),
 	}
 	if b.spec.SHA256 != "" {
@@ -195,6 +199,9 @@ func (b *Backend) current(ctx context.Context) (*sdk.Client, error) {
 	}
 	b.failures++
 	b.log.Warn("plugin exited; restarting it", "restart", b.failures, "next_backoff", backoff(b.failures))
+	if b.spec.Restarted != nil {
+		b.spec.Restarted()
+	}
 	err := b.launch(ctx)
 	b.launched = time.Now()
 	if err != nil {
@@ -230,7 +237,9 @@ func call[T any](b *Backend, ctx context.Context, op func(context.Context, *sdk.
 		defer cancel()
 	}
 	v, err := op(ctx, conn)
-	if err != nil && core.KindOf(err) == core.KindUnavailable && b.exitedWithin(exitNoticeTime) {
+	// Only a broken connection may mean the plugin died; an "unavailable"
+	// the plugin answered (a 503 from the service) is passed on at once.
+	if err != nil && errors.Is(err, sdk.ErrTransport) && b.exitedWithin(exitNoticeTime) {
 		return zero, core.Errorf(core.KindUnavailable,
 			"backend %q: plugin exited during the request; it is restarted on the next request", b.spec.Name)
 	}

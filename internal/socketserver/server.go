@@ -84,6 +84,7 @@ type Server struct {
 	conns    map[net.Conn]struct{}
 	peers    map[uint32]*peer // by SO_PEERCRED uid, while it has connections
 	sessions map[string]int   // open connections per application session
+	refused  uint64           // connections refused over MaxConnsPerUID, since start
 	closing  bool
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -160,6 +161,21 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// Stats is a snapshot of the server's clients, which the metrics read when
+// scraped (so that counting them costs requests nothing).
+type Stats struct {
+	Connections int    // open connections
+	Sessions    int    // application processes (sessions named in a hello) with a connection open
+	Refused     uint64 // connections refused over max_connections_per_uid since start
+}
+
+// Stats reports the server's clients now.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Connections: len(s.conns), Sessions: len(s.sessions), Refused: s.refused}
+}
+
 // ucred is what SO_PEERCRED tells of a connection's peer.
 type ucred struct {
 	uid, gid uint32
@@ -185,6 +201,7 @@ func (s *Server) admit(uid uint32) bool {
 	}
 	if s.MaxConnsPerUID > 0 && p.open >= s.MaxConnsPerUID {
 		p.refused++
+		s.refused++
 		return false
 	}
 	p.open++
