@@ -71,7 +71,9 @@ import (
 //     `./test-client.sh`, `./stop-server.sh`, `./cleanup.sh`,
 //     `./generate-certs.sh`, `./start-demo.sh`, `./run-client.sh`,
 //     `./stop-demo.sh`) and the `curl -k https://localhost:8443/[health]`
-//     they serve (nginx: TestNginxKeylessTLSAcrossForkedWorkers);
+//     they serve: ours, with the same names, are examples/nginx and
+//     examples/grpc-sidecar, run as their READMEs say by `make examples`
+//     (scripts/examples.sh; nginx also: TestNginxKeylessTLSAcrossForkedWorkers);
 //     `export AZURE_CLI_ACCESS_TOKEN=$(az …)`, every `az …` command and
 //     `oid=$(az …)`, `vm_principal=$(az …)`: Azure itself. The seed's
 //     `az keyvault key create` commands are mirrored by `hsmhost key create`
@@ -870,7 +872,7 @@ func conformanceRows() []seedRow {
 		{name: "azihsm/storeutl", seed: true, requires: []string{"azihsm/genpkey-ec-p384"},
 			cmd: `openssl storeutl ${PROV} "azihsm://./ec_p384.bin;type=ec"`,
 			check: func(t *testing.T, h *host, _ *seedRow, out string) {
-				if !strings.Contains(out, "Total found: 1") || !strings.Contains(out, "BEGIN HSMBRIDGE KEY REFERENCE") {
+				if !strings.Contains(out, "Total found: 1") || !strings.Contains(out, "BEGIN PRIVATE KEY") {
 					t.Fatalf("storeutl: %s", out)
 				}
 				// The key it printed is the reference file naming the opened key.
@@ -1326,73 +1328,68 @@ func storeAndEncoderVariants() []seedRow {
 // key as its myrsakey and once a P-256 key as its myeckey; its security
 // domain certificates; and issue 3's variants (decryption, AES key wrap,
 // version pinning, RSA-PSS parameters).
-func managedHSMRows() []seedRow {
-	var rows []seedRow
-	for _, k := range []struct {
-		name string
-		args []string
-	}{
-		{"rsa3072", []string{"--kty", "RSA-HSM", "--size", "3072", "--ops", "sign,decrypt"}},
-		{"ec-p256", []string{"--kty", "EC-HSM", "--curve", "P-256", "--ops", "sign"}},
-	} {
-		key := mhsmKey("mykey", "mykey.pub", k.args...)
-		rows = append(rows,
-			seedRow{name: "mhsm/csr-" + k.name, seed: true, setup: key,
-				cmd: `openssl req -new \
+// mhsmSignRows are the Managed HSM seed's CSR, self-signed certificate,
+// sign and verify commands, verbatim, with managedhsm:MyHSM:mykey made by
+// `hsmhost key create` with args (the seed's `az keyvault key create`), and
+// the akv: form; rows are named prefix+<command>-<name>.
+func mhsmSignRows(prefix, name string, args []string) []seedRow {
+	key := mhsmKey("mykey", "mykey.pub", args...)
+	return []seedRow{
+		{name: prefix + "csr-" + name, seed: true, setup: key,
+			cmd: `openssl req -new \
     -provider akv_provider -provider default \
     -key "managedhsm:MyHSM:mykey" \
     -subj "/CN=myserver.example.com" \
     -out server.csr`,
-				check: selfSigned("server.csr", "mykey.pub")},
-			seedRow{name: "mhsm/x509-self-signed-" + k.name, seed: true, setup: key, stdin: newlines,
-				cmd: `openssl req -new -x509 \
+			check: selfSigned("server.csr", "mykey.pub")},
+		{name: prefix + "x509-self-signed-" + name, seed: true, setup: key, stdin: newlines,
+			cmd: `openssl req -new -x509 \
     -provider akv_provider -provider default \
     -key "managedhsm:MyHSM:mykey" \
     -days 365 \
     -out server.crt`,
-				check: selfSigned("server.crt", "mykey.pub")},
-			seedRow{name: "mhsm/dgst-sign-" + k.name, seed: true, setup: setups(dataFiles, key),
-				cmd: `openssl dgst -sha256 \
+			check: selfSigned("server.crt", "mykey.pub")},
+		{name: prefix + "dgst-sign-" + name, seed: true, setup: setups(dataFiles, key),
+			cmd: `openssl dgst -sha256 \
     -provider akv_provider -provider default \
     -sign "managedhsm:MyHSM:mykey" \
     -out signature.bin data.txt`,
-				check: verifiesWith("mykey.pub", "")},
-			seedRow{name: "mhsm/dgst-verify-pubkey-" + k.name, seed: true, requires: []string{"mhsm/dgst-sign-" + k.name},
-				setup: func(t *testing.T, h *host) { h.write("pubkey.pem", h.read("mykey.pub")) },
-				cmd:   `openssl dgst -sha256 -verify pubkey.pem -signature signature.bin data.txt`,
-				check: verifyOK("Verified OK", "signature.bin")},
-			seedRow{name: "mhsm/akv-uri-sign-" + k.name, setup: setups(dataFiles, key),
-				cmd:   `openssl dgst -sha256 -provider akv_provider -provider default -sign "akv:vault=MyHSM,name=mykey" -out signature.bin data.txt`,
-				check: verifiesWith("mykey.pub", "")},
-		)
+			check: verifiesWith("mykey.pub", "")},
+		{name: prefix + "dgst-verify-pubkey-" + name, seed: true, requires: []string{prefix + "dgst-sign-" + name},
+			setup: func(t *testing.T, h *host) { h.write("pubkey.pem", h.read("mykey.pub")) },
+			cmd:   `openssl dgst -sha256 -verify pubkey.pem -signature signature.bin data.txt`,
+			check: verifyOK("Verified OK", "signature.bin")},
+		{name: prefix + "akv-uri-sign-" + name, setup: setups(dataFiles, key),
+			cmd:   `openssl dgst -sha256 -provider akv_provider -provider default -sign "akv:vault=MyHSM,name=mykey" -out signature.bin data.txt`,
+			check: verifiesWith("mykey.pub", "")},
 	}
-	for i := 1; i <= 3; i++ {
-		n := fmt.Sprint(i)
-		rows = append(rows, seedRow{name: "mhsm/security-domain-cert-" + n, seed: true, stdin: newlines,
-			cmd: `openssl req -newkey rsa:2048 -nodes -keyout cert_` + n + `.key -x509 -days 365 -out cert_` + n + `.cer`,
-			check: func(t *testing.T, h *host, r *seedRow, out string) {
-				h.shell("openssl pkey -in cert_" + n + ".key -pubout -out cert.pub")
-				selfSigned("cert_"+n+".cer", "cert.pub")(t, h, r, out)
-			}})
-	}
+}
 
-	// Decryption with Key Vault's three algorithms; ciphertexts by the
-	// default provider with the public key.
-	rsaKey := mhsmKey("myrsakey", "myrsakey.pub", "--kty", "RSA-HSM", "--size", "3072", "--ops", "sign,decrypt")
+// mhsmDecryptRows decrypt, with Key Vault's three algorithms, ciphertexts
+// the default provider made with the public key of managedhsm:MyHSM:myrsakey
+// (made with args); rows are named prefix+decrypt-<algorithm>+suffix.
+func mhsmDecryptRows(prefix, suffix string, args []string) []seedRow {
+	var rows []seedRow
+	rsaKey := mhsmKey("myrsakey", "myrsakey.pub", args...)
 	for _, v := range []struct{ name, opts string }{
 		{"rsa-oaep", "-pkeyopt rsa_padding_mode:oaep"},
 		{"rsa-oaep-256", "-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256"},
 		{"rsa1_5", "-pkeyopt rsa_padding_mode:pkcs1"},
 	} {
-		rows = append(rows, seedRow{name: "mhsm/decrypt-" + v.name,
+		rows = append(rows, seedRow{name: prefix + "decrypt-" + v.name + suffix,
 			setup: setups(rsaKey, randomPlaintext, shellSetup("openssl pkeyutl -encrypt -pubin -inkey myrsakey.pub "+v.opts+" -in plaintext.bin -out ciphertext.bin")),
 			cmd:   `openssl pkeyutl -decrypt -provider akv_provider -provider default -inkey managedhsm:MyHSM:myrsakey ` + v.opts + ` -in ciphertext.bin -out decrypted.bin`,
 			check: sameFiles("decrypted.bin", "plaintext.bin")})
 	}
+	return rows
+}
 
-	// AES key wrap with oct keys: the backend's wrap equals the default
-	// provider's with the simulator's key bytes; unwrap of the default
-	// provider's wrap gives the key back.
+// mhsmAESRows wrap and unwrap with oct keys of 128, 192 and 256 bits (the
+// last is the seed's myaeskey): the backend's wrap equals the default
+// provider's with the key's bytes (which secret reads from the backend's
+// test store), and the backend unwraps the default provider's wrap.
+func mhsmAESRows(prefix string, secret func(t *testing.T, h *host, name string) []byte) []seedRow {
+	var rows []seedRow
 	for _, bits := range []int{128, 192, 256} {
 		name := fmt.Sprintf("aes%d", bits)
 		if bits == 256 {
@@ -1405,16 +1402,16 @@ func managedHSMRows() []seedRow {
 		}
 		cipher := fmt.Sprintf("id-aes%d-wrap", bits)
 		rows = append(rows,
-			seedRow{name: fmt.Sprintf("mhsm/aes-wrap-%d", bits), setup: create,
+			seedRow{name: fmt.Sprintf("%saes-wrap-%d", prefix, bits), setup: create,
 				cmd: `openssl pkeyutl -encrypt -provider akv_provider -provider default -inkey ` + ref + ` -in key.bin -out wrapped.bin`,
 				check: func(t *testing.T, h *host, _ *seedRow, _ string) {
-					if want := defaultProviderWrap(t, h, cipher, simulatorSecret(t, h, "MyHSM", name), "key.bin", false); !bytes.Equal(readBytes(t, h, "wrapped.bin"), want) {
+					if want := defaultProviderWrap(t, h, cipher, secret(t, h, name), "key.bin", false); !bytes.Equal(readBytes(t, h, "wrapped.bin"), want) {
 						t.Fatalf("the backend's wrap differs from the default provider's %s", cipher)
 					}
 				}},
-			seedRow{name: fmt.Sprintf("mhsm/aes-unwrap-%d", bits),
+			seedRow{name: fmt.Sprintf("%saes-unwrap-%d", prefix, bits),
 				setup: setups(create, func(t *testing.T, h *host) {
-					w := defaultProviderWrap(t, h, cipher, simulatorSecret(t, h, "MyHSM", name), "key.bin", false)
+					w := defaultProviderWrap(t, h, cipher, secret(t, h, name), "key.bin", false)
 					if err := os.WriteFile(h.path("wrapped.bin"), w, 0o644); err != nil {
 						t.Fatal(err)
 					}
@@ -1423,6 +1420,34 @@ func managedHSMRows() []seedRow {
 				check: sameFiles("unwrapped.bin", "key.bin")},
 		)
 	}
+	return rows
+}
+
+func managedHSMRows() []seedRow {
+	var rows []seedRow
+	for _, k := range []struct {
+		name string
+		args []string
+	}{
+		{"rsa3072", []string{"--kty", "RSA-HSM", "--size", "3072", "--ops", "sign,decrypt"}},
+		{"ec-p256", []string{"--kty", "EC-HSM", "--curve", "P-256", "--ops", "sign"}},
+		{"ec-p256k", []string{"--kty", "EC-HSM", "--curve", "P-256K", "--ops", "sign"}}, // secp256k1, ES256K
+	} {
+		rows = append(rows, mhsmSignRows("mhsm/", k.name, k.args)...)
+	}
+	for i := 1; i <= 3; i++ {
+		n := fmt.Sprint(i)
+		rows = append(rows, seedRow{name: "mhsm/security-domain-cert-" + n, seed: true, stdin: newlines,
+			cmd: `openssl req -newkey rsa:2048 -nodes -keyout cert_` + n + `.key -x509 -days 365 -out cert_` + n + `.cer`,
+			check: func(t *testing.T, h *host, r *seedRow, out string) {
+				h.shell("openssl pkey -in cert_" + n + ".key -pubout -out cert.pub")
+				selfSigned("cert_"+n+".cer", "cert.pub")(t, h, r, out)
+			}})
+	}
+	rows = append(rows, mhsmDecryptRows("mhsm/", "", []string{"--kty", "RSA-HSM", "--size", "3072", "--ops", "sign,decrypt"})...)
+	rows = append(rows, mhsmAESRows("mhsm/", func(t *testing.T, h *host, name string) []byte {
+		return simulatorSecret(t, h, "MyHSM", name)
+	})...)
 
 	// ?version= pins the version for every operation.
 	ecVersions := setups(dataFiles, twoVersions("mykey", "--kty", "EC", "--curve", "P-256", "--ops", "sign"))

@@ -85,8 +85,9 @@ func TestPublicKeyEncoders(t *testing.T) {
 }
 
 // `openssl pkey -in <ref> -out key.pem` writes a key-reference file (the
-// backend key's "private key"), which loads back to the same key once the
-// provider is configured, and signs.
+// backend key's "private key") in the PKCS#8 form, which loads back to the
+// same key once the provider is configured, and signs; `-outform DER`
+// writes the same DER.
 func TestPkeyWritesKeyReferenceFile(t *testing.T) {
 	requireTool(t, "openssl")
 	h := startHost(t, "")
@@ -98,15 +99,28 @@ func TestPkeyWritesKeyReferenceFile(t *testing.T) {
 	h.shell("openssl pkey " + withProvider + " -in " + ref + " -outform DER -out key.der")
 
 	block, rest := pem.Decode([]byte(h.read("key.pem")))
-	if block == nil || block.Type != "HSMBRIDGE KEY REFERENCE" || len(bytes.TrimSpace(rest)) != 0 {
-		t.Fatalf("key.pem is not one key-reference block:\n%s", h.read("key.pem"))
+	if block == nil || block.Type != "PRIVATE KEY" || len(bytes.TrimSpace(rest)) != 0 {
+		t.Fatalf("key.pem is not one PKCS#8 block:\n%s", h.read("key.pem"))
+	}
+	var p8 struct {
+		Version    int
+		Algorithm  asn1.RawValue
+		PrivateKey []byte
+	}
+	if trailing, err := asn1.Unmarshal(block.Bytes, &p8); err != nil || len(trailing) != 0 {
+		t.Fatalf("key.pem's DER: %v (%d trailing bytes)", err, len(trailing))
+	}
+	// AlgorithmIdentifier { 2.25.133896219887739542807793727763915612139 }, no parameters.
+	oid := "06146981c9bbbcd4f3efdaa09dbdebdbe588b4a8bf6b"
+	if p8.Version != 0 || fmt.Sprintf("%x", p8.Algorithm.FullBytes) != "3016"+oid {
+		t.Fatalf("key.pem is PKCS#8 version %d of algorithm % x", p8.Version, p8.Algorithm.FullBytes)
 	}
 	var file struct {
 		Version   string `asn1:"utf8"`
 		Reference string `asn1:"utf8"`
 	}
-	if trailing, err := asn1.Unmarshal(block.Bytes, &file); err != nil || len(trailing) != 0 {
-		t.Fatalf("key.pem's DER: %v (%d trailing bytes)", err, len(trailing))
+	if trailing, err := asn1.Unmarshal(p8.PrivateKey, &file); err != nil || len(trailing) != 0 {
+		t.Fatalf("key.pem's privateKey: %v (%d trailing bytes)", err, len(trailing))
 	}
 	if file.Version != "hsmbridge-keyref-v1" || !strings.HasPrefix(file.Reference, ref+"?version=") {
 		t.Fatalf("key.pem holds %q %q", file.Version, file.Reference)

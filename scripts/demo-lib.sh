@@ -1,9 +1,43 @@
-# Shared by scripts/demo.sh and scripts/demo-mhsm.sh (sourced, not run).
+# Shared by scripts/demo.sh, demo-mhsm.sh and demo-azihsm.sh (sourced, not run).
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; }
 ok() { printf '   ok: %s\n' "$*"; }
 die() { printf '   FAILED: %s\n' "$*"; exit 1; }
+
+# openssl_modules_cnf FILE: the openssl.cnf the demo's commands read
+# (OPENSSL_CONF): the system's own (its [req] answers the seed's prompts),
+# then default activated and a `module =` line for each name the build's
+# provider is loaded under, none activated, so that `-provider akv_provider`
+# and the seeds' other commands find the build's module the way they find the
+# installed one. (OPENSSL_MODULES would find it too, but it replaces
+# OpenSSL's own modules directory, so legacy or fips would not load.)
+openssl_modules_cnf() {
+local sys
+sys=$(openssl version -d | sed -n 's/^OPENSSLDIR: "\(.*\)"$/\1/p')/openssl.cnf
+{
+[ -f "$sys" ] && printf '.include %s\n[default]\n' "$sys"
+cat <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = demo_providers
+[demo_providers]
+default = demo_default
+hsmbridge = demo_hsmbridge
+akv_provider = demo_akv
+azihsm_provider = demo_azihsm
+[demo_default]
+activate = 1
+[demo_hsmbridge]
+module = $root/build/ossl-modules/hsmbridge.so
+[demo_akv]
+module = $root/build/ossl-modules/akv_provider.so
+[demo_azihsm]
+module = $root/build/ossl-modules/azihsm_provider.so
+CNF
+} > "$1"
+ok "the commands read $1: the system's openssl.cnf, then a module line for each provider module of the build"
+}
 
 # nginx_keyless_tls LABEL RSA_PORT EC_PORT: nginx 1.22 with 4 workers and the
 # keys managedhsm:MyHSM:myrsakey / myeckey as key-reference files, then 100
@@ -14,7 +48,7 @@ nginx_keyless_tls() {
 # (the body is not indented: its here-documents end at column 0)
 local label=$1 rsa_port=$2 ec_port=$3
 step "nginx 1.22 with key-reference files, 4 workers, TLS 1.2 and 1.3"
-cat > openssl.cnf <<'CNF'
+cat > openssl.cnf <<CNF
 openssl_conf = openssl_init
 [openssl_init]
 providers = provider_sect
@@ -24,6 +58,7 @@ hsmbridge = hsmbridge_sect
 [default_sect]
 activate = 1
 [hsmbridge_sect]
+module = $root/build/ossl-modules/hsmbridge.so
 activate = 1
 CNF
 for k in rsa ec; do

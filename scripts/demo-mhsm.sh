@@ -15,12 +15,15 @@ chmod 755 "$work"
 unset AZURE_CLI_ACCESS_TOKEN
 export HSMBRIDGE_SOCKET=$work/run/hsmhost.sock
 export HSMBRIDGE_STATE_DIR=$work/state
-export OPENSSL_MODULES=$root/build/ossl-modules
+# The build's modules are named in this openssl.cnf (demo-lib.sh), as installed
+# ones need not be; OPENSSL_MODULES would hide OpenSSL's own modules directory.
+export OPENSSL_CONF=$work/openssl-modules.cnf
 export PATH=$root/build/bin:$PATH
 rsa_port=${DEMO_RSA_PORT:-8453}
 ec_port=${DEMO_EC_PORT:-8454}
 
 . scripts/demo-lib.sh
+openssl_modules_cnf "$OPENSSL_CONF"
 
 cleanup() {
 	[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true

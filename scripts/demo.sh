@@ -10,10 +10,13 @@ chmod 755 "$work"
 
 export HSMBRIDGE_SOCKET=$work/run/hsmhost.sock
 export HSMBRIDGE_STATE_DIR=$work/state
-export OPENSSL_MODULES=$root/build/ossl-modules
+# The build's modules are named in this openssl.cnf (demo-lib.sh), as installed
+# ones need not be; OPENSSL_MODULES would hide OpenSSL's own modules directory.
+export OPENSSL_CONF=$work/openssl-modules.cnf
 export PATH=$root/build/bin:$PATH
 
 . scripts/demo-lib.sh
+openssl_modules_cnf "$OPENSSL_CONF"
 
 cleanup() {
 	[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true

@@ -28,6 +28,7 @@ targets=(
 	"./core                  FuzzSealOpenMasked"
 	"./internal/socketserver FuzzReadFrame"
 	"./internal/config       FuzzParse"
+	"./internal/secp256k1    FuzzParse"
 )
 
 log=$(mktemp)

@@ -1378,7 +1378,7 @@ type KeyInfo struct {
 	Version   string  `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	KeyType   KeyType `protobuf:"varint,3,opt,name=key_type,json=keyType,proto3,enum=hsmbridge.host.v1.KeyType" json:"key_type,omitempty"`
 	Bits      int32   `protobuf:"varint,4,opt,name=bits,proto3" json:"bits,omitempty"`
-	// EC only: P-256, P-384 or P-521.
+	// EC only: P-256, P-256K, P-384 or P-521.
 	Curve string `protobuf:"bytes,5,opt,name=curve,proto3" json:"curve,omitempty"`
 	// Operations the key allows, in Key Vault's words: sign, verify, decrypt,
 	// encrypt, wrapKey, unwrapKey, deriveKey.

@@ -4,7 +4,7 @@
  * decoder.c is compiled into this file, not linked, so that its static
  * functions (parse_keyref, starts_as_keyref) can be called directly; the
  * rest of the provider is linked from its objects, without decoder.o. Each
- * input goes four ways:
+ * input goes six ways:
  *
  *   1. parse_keyref() on the input as DER, checking what it promises: 1 and
  *      a non-empty reference without NUL, or 0/-1 and no reference; never
@@ -18,7 +18,15 @@
  *      read_all; other providers' decoders try it too);
  *   4. the input wrapped in our own PEM label, so that the DER mutations
  *      reach pem_decode's label branch: a block that is not a usable key
- *      reference must fail with HB_R_BAD_REFERENCE_FILE on the queue.
+ *      reference must fail with HB_R_BAD_REFERENCE_FILE on the queue;
+ *   5. parse_keyref_pkcs8() on the input as DER (the PKCS#8 form): 1 only
+ *      for what starts as a key-reference PKCS#8, holds a reference and is
+ *      within the size limit; what does not start as one is never ours (0);
+ *   6. the input as the privateKey of a key-reference PKCS#8 in a "PRIVATE
+ *      KEY" block, through the PEM and the DER decoder chains (pem_decode's
+ *      PKCS#8 branch, pki_decode): never a key without a host, and a
+ *      privateKey that is no usable reference fails with
+ *      HB_R_BAD_REFERENCE_FILE.
  *
  * No host answers (hbfuzz.c): a reference that decodes fails in the DER
  * stage with "no host", so no input may yield a key.
@@ -121,16 +129,16 @@ done:
  * decoding itself, and nothing in it depends on the input. A context keeps
  * no state between decodings but the pointer to the key it delivers.
  */
-static OSSL_DECODER_CTX *dec_pem, *dec_der;
+static OSSL_DECODER_CTX *dec_pem, *dec_der, *dec_pem_default, *dec_der_default;
 static EVP_PKEY *decoded;
 
-static OSSL_DECODER_CTX *new_decoder(const char *input_type)
+static OSSL_DECODER_CTX *new_decoder(const char *input_type, const char *propq)
 {
     OSSL_DECODER_CTX *dctx;
 
     dctx = OSSL_DECODER_CTX_new_for_pkey(&decoded, input_type, NULL, NULL,
                                          OSSL_KEYMGMT_SELECT_ALL, libctx,
-                                         "provider=" HB_PROV_NAME);
+                                         propq);
     HBFUZZ_CHECK(dctx != NULL, "no %s decoder context", input_type);
     return dctx;
 }
@@ -174,13 +182,91 @@ static void check_wrapped(const uint8_t *data, size_t size)
     BIO_free(mem);
 }
 
+/* The input as DER of the PKCS#8 form. */
+static void check_parse_pkcs8(const uint8_t *data, size_t size)
+{
+    char *ref = NULL;
+    long total = -1;
+    int ok, starts;
+
+    starts = starts_as_keyref_pkcs8(data, (long)size, &total);
+    ok = parse_keyref_pkcs8(provctx, data, (long)size, &ref);
+    ERR_clear_error();
+    HBFUZZ_CHECK(ok == 1 || ok == 0 || ok == -1, "parse_keyref_pkcs8 gave %d", ok);
+    HBFUZZ_CHECK((ok == 0) == !starts, "parse_keyref_pkcs8 gave %d, starts "
+                 "as one: %d", ok, starts);
+    if (ok != 1) {
+        HBFUZZ_CHECK(ref == NULL, "no reference expected after %d", ok);
+        return;
+    }
+    HBFUZZ_CHECK(ref != NULL && *ref != '\0', "empty reference accepted");
+    HBFUZZ_CHECK(total == (long)size, "accepted %zu bytes, declared %ld",
+                 size, total);
+    HBFUZZ_CHECK(size <= (size_t)(HB_REF_MAX_DER + HB_PKI_HEAD_MAX),
+                 "%zu bytes accepted", size);
+    HBFUZZ_CHECK(memmem(data, size, HB_REF_VERSION, strlen(HB_REF_VERSION))
+                 != NULL, "accepted without the version string");
+    OPENSSL_free(ref);
+}
+
+/* The input as the privateKey of a key-reference PKCS#8. */
+static void check_wrapped_pkcs8(const uint8_t *data, size_t size)
+{
+    unsigned char full[2 + sizeof(hb_ref_oid_der)], *der = NULL, *inner;
+    const unsigned char *p = full;
+    PKCS8_PRIV_KEY_INFO *p8 = PKCS8_PRIV_KEY_INFO_new();
+    ASN1_OBJECT *aobj;
+    BIO *mem = NULL;
+    BUF_MEM *pem;
+    char *ref = NULL;
+    int ok, n;
+
+    full[0] = V_ASN1_OBJECT;
+    full[1] = sizeof(hb_ref_oid_der);
+    memcpy(full + 2, hb_ref_oid_der, sizeof(hb_ref_oid_der));
+    aobj = d2i_ASN1_OBJECT(NULL, &p, sizeof(full));
+    inner = OPENSSL_memdup(data, size > 0 ? size : 1);
+    HBFUZZ_CHECK(p8 != NULL && aobj != NULL && inner != NULL, "no PKCS#8");
+    HBFUZZ_CHECK(PKCS8_pkey_set0(p8, aobj, 0, V_ASN1_UNDEF, NULL, inner,
+                                 (int)size), "PKCS8_pkey_set0");
+    n = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    if (n <= 0)
+        return;
+    ok = parse_keyref(provctx, data, (long)size, &ref);
+    OPENSSL_free(ref);
+    ERR_clear_error();
+    /* DER alone: pki_decode, through the default provider's decoders. */
+    HBFUZZ_CHECK(!decode(dec_der, der, (size_t)n), "a key without a host");
+    if (ok <= 0 && n <= HB_REF_MAX_DER + HB_PKI_HEAD_MAX)
+        HBFUZZ_CHECK(has_reason(HB_R_BAD_REFERENCE_FILE),
+                     "a bad key-reference PKCS#8 (%d) not refused as one (DER)",
+                     ok);
+    ERR_clear_error();
+    mem = BIO_new(BIO_s_mem());
+    HBFUZZ_CHECK(mem != NULL, "no BIO");
+    if (PEM_write_bio(mem, HB_REF_PKCS8_PEM_LABEL, "", der, n) > 0) {
+        BIO_get_mem_ptr(mem, &pem);
+        HBFUZZ_CHECK(!decode(dec_pem, (const uint8_t *)pem->data, pem->length),
+                     "a key without a host");
+        if (ok <= 0)
+            HBFUZZ_CHECK(has_reason(HB_R_BAD_REFERENCE_FILE),
+                         "a bad key-reference PKCS#8 (%d) not refused as one "
+                         "(PEM)", ok);
+    }
+    BIO_free(mem);
+    OPENSSL_free(der);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     hbfuzz_init(&libctx, &provctx);
-    dec_pem = new_decoder("PEM");
-    dec_der = new_decoder("DER");
+    dec_pem = new_decoder("PEM", "provider=" HB_PROV_NAME);
+    dec_der = new_decoder("DER", "provider=" HB_PROV_NAME);
+    dec_pem_default = new_decoder("PEM", "provider=default");
+    dec_der_default = new_decoder("DER", "provider=default");
     return 0;
 }
 
@@ -193,11 +279,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_parse(data, size);
     check_round_trip(data, size);
     (void)starts_as_keyref(data, (long)size, &total);
-    HBFUZZ_CHECK(!decode(dec_pem, data, size), "a key without a host");
+    /* A real private key (a seed has one) decodes: the default provider's. */
+    HBFUZZ_CHECK(!decode(dec_pem, data, size)
+                 || decode(dec_pem_default, data, size), "a key without a host");
     ERR_clear_error();
-    HBFUZZ_CHECK(!decode(dec_der, data, size), "a key without a host");
+    HBFUZZ_CHECK(!decode(dec_der, data, size)
+                 || decode(dec_der_default, data, size), "a key without a host");
     ERR_clear_error();
     check_wrapped(data, size);
+    ERR_clear_error();
+    check_parse_pkcs8(data, size);
+    check_wrapped_pkcs8(data, size);
     ERR_clear_error();
     return 0;
 }

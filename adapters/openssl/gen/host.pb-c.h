@@ -326,7 +326,7 @@ struct  Hsmbridge__Host__V1__KeyInfo
   Hsmbridge__Host__V1__KeyType key_type;
   int32_t bits;
   /*
-   * EC only: P-256, P-384 or P-521.
+   * EC only: P-256, P-256K, P-384 or P-521.
    */
   char *curve;
   /*

@@ -9,15 +9,24 @@
  *   - SubjectPublicKeyInfo (DER, PEM): the public half, encoded by the
  *     default provider's encoder in the private library context, so the
  *     bytes are exactly what OpenSSL would write for the same public key.
- *   - PrivateKeyInfo (DER, PEM): a backend key's private half never leaves
- *     the backend, so what is written is the key-reference file that our
- *     decoders read back (label "HSMBRIDGE KEY REFERENCE", DER SEQUENCE {
- *     UTF8String "hsmbridge-keyref-v1", UTF8String reference }), the way
- *     pkcs11-provider writes a URI and tpm2-openssl a TSS2 blob in place of
- *     PKCS#8. `openssl pkey -in managedhsm:V:K -out key.pem` therefore
- *     yields a key file any program can load once the provider is
- *     configured. The reference is the canonical, version-pinned one of the
- *     loaded key. No cipher is applied: the file holds nothing secret.
+ *   - PrivateKeyInfo as PEM (PEM_write_bio_PrivateKey) and type-specific
+ *     as DER (i2d_PrivateKey, which asks for that first): a backend key's
+ *     private half never leaves the backend, so what is written is the
+ *     key-reference file that our decoders read back (HB_REF_FORM_PKCS8:
+ *     see write_keyref), the way pkcs11-provider writes a URI and
+ *     tpm2-openssl a TSS2 blob in place of PKCS#8. `openssl pkey -in
+ *     managedhsm:V:K -out key.pem` therefore yields a key file any program
+ *     can load once the provider is configured. The reference is the
+ *     canonical, version-pinned one of the loaded key. No cipher is
+ *     applied: the file holds nothing secret.
+ *   - PrivateKeyInfo as DER is what EVP_PKEY2PKCS8 asks for to put the
+ *     private key itself somewhere else (`openssl pkcs8 -topk8`, `openssl
+ *     pkcs12 -export`, PKCS12_create, i2d_PKCS8PrivateKey_bio): refused,
+ *     with an error that names the reference. (Its callers parse the output
+ *     as a PKCS8_PRIV_KEY_INFO, so there is no way to hand them a reference
+ *     without it ending up in a PKCS#12 as if it were the key.) libcrypto
+ *     also asks our key manager to export the private half, silently
+ *     refused there (keymgmt.c): it probes that on ordinary operations.
  *   - text: the public parts as the default provider prints them, preceded
  *     (when the private half is asked for) by where the private half lives.
  *
@@ -34,12 +43,13 @@
 #include <openssl/encoder.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "conn.h"
 #include "errors.h"
 #include "provider.h"
 
-typedef enum { HB_ENC_SPKI, HB_ENC_PKI, HB_ENC_TEXT } hb_enc_kind;
+typedef enum { HB_ENC_SPKI, HB_ENC_PKI, HB_ENC_TS, HB_ENC_TEXT } hb_enc_kind;
 
 typedef struct {
     HB_PROV_CTX *provctx;
@@ -198,24 +208,74 @@ done:
     return der;
 }
 
+/*
+ * Which key-reference form a backend key's "private key" is written in: 1
+ * the PKCS#8 form (label "PRIVATE KEY", a PrivateKeyInfo of algorithm
+ * HB_REF_OID holding the DER above), which every program that loads PKCS#8
+ * keys takes; 0 our own label ("HSMBRIDGE KEY REFERENCE", the DER alone).
+ * `hsmhost key ref` has the same default (cmd/hsmhost/key.go).
+ */
+#define HB_REF_FORM_PKCS8 1
+
+/* The PKCS#8 form's DER: PrivateKeyInfo { 0, { HB_REF_OID }, keyref DER }. */
+static unsigned char *keyref_pkcs8_der(const char *reference, int *outlen)
+{
+    PKCS8_PRIV_KEY_INFO *p8 = PKCS8_PRIV_KEY_INFO_new();
+    const unsigned char *oid = NULL;
+    ASN1_OBJECT *aobj = NULL;
+    unsigned char *inner = NULL, *der = NULL, *p;
+    int inner_len = 0, len;
+
+    if (p8 == NULL || (inner = keyref_der(reference, &inner_len)) == NULL)
+        goto done;
+    /* The OID's full DER: tag, length, then its 20 contents octets. */
+    {
+        unsigned char full[2 + sizeof(hb_ref_oid_der)];
+
+        full[0] = V_ASN1_OBJECT;
+        full[1] = sizeof(hb_ref_oid_der);
+        memcpy(full + 2, hb_ref_oid_der, sizeof(hb_ref_oid_der));
+        oid = full;
+        aobj = d2i_ASN1_OBJECT(NULL, &oid, sizeof(full));
+    }
+    if (aobj == NULL
+        || !PKCS8_pkey_set0(p8, aobj, 0, V_ASN1_UNDEF, NULL, inner, inner_len))
+        goto done;
+    aobj = NULL; /* p8 owns both now */
+    inner = NULL;
+    if ((len = i2d_PKCS8_PRIV_KEY_INFO(p8, NULL)) <= 0
+        || (der = OPENSSL_malloc((size_t)len)) == NULL)
+        goto done;
+    p = der;
+    i2d_PKCS8_PRIV_KEY_INFO(p8, &p);
+    *outlen = len;
+done:
+    ASN1_OBJECT_free(aobj);
+    OPENSSL_free(inner);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    return der;
+}
+
 static int write_keyref(HB_ENC_CTX *ctx, BIO *out, const HB_KEY *key, int pem)
 {
     unsigned char *der;
     int len = 0, ok;
 
-    der = keyref_der(key->reference, &len);
+    der = HB_REF_FORM_PKCS8 ? keyref_pkcs8_der(key->reference, &len)
+        : keyref_der(key->reference, &len);
     if (der == NULL) {
         HB_RAISE(ctx->provctx, HB_R_MALLOC_FAILURE,
                  "cannot encode the key reference %s", key->reference);
         return 0;
     }
     if (pem)
-        ok = PEM_write_bio(out, HB_REF_PEM_LABEL, "", der, len) > 0;
+        ok = PEM_write_bio(out, HB_REF_FORM_PKCS8 ? HB_REF_PKCS8_PEM_LABEL
+                           : HB_REF_PEM_LABEL, "", der, len) > 0;
     else
         ok = BIO_write(out, der, len) == len;
     OPENSSL_free(der);
-    HB_DEBUG("wrote a key reference (%s) for %s", pem ? "PEM" : "DER",
-             key->reference);
+    HB_DEBUG("wrote a key reference (%s%s) for %s", pem ? "PEM" : "DER",
+             HB_REF_FORM_PKCS8 ? ", PKCS#8" : "", key->reference);
     return ok;
 }
 
@@ -280,9 +340,17 @@ static int do_encode(hb_enc_kind kind, int pem, void *vctx,
                  selection, ctx->cipher != NULL ? ", encrypted" : "");
         ok = encode_default(ctx, out, key->pkey, selection, type,
                             kind == HB_ENC_SPKI ? "SubjectPublicKeyInfo"
-                            : kind == HB_ENC_PKI ? "PrivateKeyInfo" : NULL,
+                            : kind == HB_ENC_PKI ? "PrivateKeyInfo"
+                            : kind == HB_ENC_TS ? "type-specific" : NULL,
                             cb, cbarg);
-    } else if (kind == HB_ENC_PKI) {
+    } else if (kind == HB_ENC_PKI && !pem) {
+        HB_RAISE(ctx->provctx, HB_R_PRIVATE_KEY_NOT_EXPORTABLE,
+                 "the private key of %s is held by the backend and cannot be "
+                 "exported (as PKCS#8, into a PKCS#12 file or otherwise); "
+                 "a key file that only names the key is written by `hsmhost "
+                 "key ref` or `openssl pkey -in <reference> -out key.pem`",
+                 key->reference);
+    } else if (kind == HB_ENC_PKI || kind == HB_ENC_TS) {
         ok = write_keyref(ctx, out, key, pem);
     } else if (kind == HB_ENC_SPKI) {
         ok = encode_default(ctx, out, key->pkey, EVP_PKEY_PUBLIC_KEY, type,
@@ -321,4 +389,5 @@ HB_ENCODER(spki_der, HB_ENC_SPKI, 0, spki_does_selection)
 HB_ENCODER(spki_pem, HB_ENC_SPKI, 1, spki_does_selection)
 HB_ENCODER(pki_der, HB_ENC_PKI, 0, pki_does_selection)
 HB_ENCODER(pki_pem, HB_ENC_PKI, 1, pki_does_selection)
+HB_ENCODER(ts_der, HB_ENC_TS, 0, pki_does_selection)
 HB_ENCODER(text, HB_ENC_TEXT, 0, text_does_selection)

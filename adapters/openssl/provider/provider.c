@@ -182,6 +182,9 @@ static int build_tables(HB_PROV_CTX *ctx)
           "hsmbridge RSA-PSS keys held by a backend" },
         { HB_AES_KW_NAME, NULL, hb_aes_kw_keymgmt_functions,
           "hsmbridge AES keys held by a backend (aeskw.h)" },
+        { HB_REF_ALG_NAMES, NULL, hb_keyref_keymgmt_functions,
+          "hsmbridge key-reference PKCS#8 algorithm: holds no keys, names "
+          "the PKCS#8 decoder (decoder.c)" },
     };
     static const OSSL_ALGORITHM signature[] = {
         { "RSA:rsaEncryption", NULL, hb_rsa_signature_functions,
@@ -211,7 +214,9 @@ static int build_tables(HB_PROV_CTX *ctx)
      * The PEM decoder outputs "DER" with our own data structure; the DER
      * decoders accept only that structure. This is how a key-reference file
      * plugs into OpenSSL's decoder chains (PEM_read_bio_PrivateKey, the file
-     * store) next to the default provider's decoders.
+     * store) next to the default provider's decoders. The PKCS#8 form's
+     * PrivateKeyInfo goes to the decoder named for its algorithm, which
+     * needs a key manager of that name to be considered at all (decoder.c).
      */
     static const OSSL_ALGORITHM decoder[] = {
         { "DER", NULL, hb_pem_decoder_functions,
@@ -220,11 +225,14 @@ static int build_tables(HB_PROV_CTX *ctx)
           "hsmbridge key reference to RSA key" },
         { "EC:id-ecPublicKey", NULL, hb_der_ec_decoder_functions,
           "hsmbridge key reference to EC key" },
+        { HB_REF_ALG_NAMES, NULL, hb_pki_decoder_functions,
+          "hsmbridge key-reference PKCS#8 to RSA or EC key" },
     };
     static const char *decoder_extra[] = {
         "input=pem",
         "input=der,structure=" HB_REF_STRUCTURE,
         "input=der,structure=" HB_REF_STRUCTURE,
+        "input=der,structure=PrivateKeyInfo",
     };
 
     /* Local hashing (digest.c); the names are the default provider's. */
@@ -238,7 +246,12 @@ static int build_tables(HB_PROV_CTX *ctx)
         { "SHA2-512:SHA-512:SHA512:2.16.840.1.101.3.4.2.3", NULL,
           hb_sha512_digest_functions, "SHA-512, computed locally" },
     };
-    /* encoder.c: public key, key-reference "private key", text. */
+    /*
+     * encoder.c: public key, key-reference "private key" (PEM PrivateKeyInfo
+     * and DER type-specific: what PEM_write_bio_PrivateKey and
+     * i2d_PrivateKey ask for; DER PrivateKeyInfo is EVP_PKEY2PKCS8's
+     * export, refused), text.
+     */
     static const OSSL_ALGORITHM encoder[] = {
         { "RSA:rsaEncryption", NULL, hb_spki_der_encoder_functions, NULL },
         { "RSA:rsaEncryption", NULL, hb_spki_pem_encoder_functions, NULL },
@@ -255,6 +268,9 @@ static int build_tables(HB_PROV_CTX *ctx)
         { HB_RSA_PSS_NAMES, NULL, hb_pki_der_encoder_functions, NULL },
         { HB_RSA_PSS_NAMES, NULL, hb_pki_pem_encoder_functions, NULL },
         { HB_RSA_PSS_NAMES, NULL, hb_text_encoder_functions, NULL },
+        { "RSA:rsaEncryption", NULL, hb_ts_der_encoder_functions, NULL },
+        { "EC:id-ecPublicKey", NULL, hb_ts_der_encoder_functions, NULL },
+        { HB_RSA_PSS_NAMES, NULL, hb_ts_der_encoder_functions, NULL },
     };
     static const char *encoder_extra[] = {
         "output=der,structure=SubjectPublicKeyInfo",
@@ -272,6 +288,9 @@ static int build_tables(HB_PROV_CTX *ctx)
         "output=der,structure=PrivateKeyInfo",
         "output=pem,structure=PrivateKeyInfo",
         "output=text",
+        "output=der,structure=type-specific",
+        "output=der,structure=type-specific",
+        "output=der,structure=type-specific",
     };
     /* Its own name, never "CTR-DRBG": used only when asked for (rand.c). */
     static const OSSL_ALGORITHM rng[] = {
@@ -280,13 +299,13 @@ static int build_tables(HB_PROV_CTX *ctx)
     };
 
     hb_rsapss_signature_init();
-    ctx->keymgmt_algs = make_algs(keymgmt, 4, ctx->propq, NULL);
+    ctx->keymgmt_algs = make_algs(keymgmt, 5, ctx->propq, NULL);
     ctx->signature_algs = make_algs(signature, 3, ctx->propq, NULL);
     ctx->asym_cipher_algs = make_algs(asym_cipher, 2, ctx->propq, NULL);
     ctx->store_algs = make_algs(store, 4, ctx->propq, NULL);
-    ctx->decoder_algs = make_algs(decoder, 3, ctx->propq, decoder_extra);
+    ctx->decoder_algs = make_algs(decoder, 4, ctx->propq, decoder_extra);
     ctx->digest_algs = make_algs(digest, 4, ctx->propq, NULL);
-    ctx->encoder_algs = make_algs(encoder, 15, ctx->propq, encoder_extra);
+    ctx->encoder_algs = make_algs(encoder, 18, ctx->propq, encoder_extra);
     ctx->rand_algs = make_algs(rng, 1, ctx->propq, NULL);
     if (!hb_derive_tables(ctx))
         return 0;
@@ -335,20 +354,25 @@ static const OSSL_ALGORITHM *hb_query_operation(void *provctx, int op,
  * we are activated before the default provider our EC keymgmt is the one
  * fetched, so without these the NIST curves would vanish from TLS. Key
  * shares are then generated as local keys (keymgmt.c) and the ECDH itself is
- * done by the default provider.
+ * done by the default provider. secp256k1 (a backend curve: Managed HSM's
+ * P-256K) is declared as the default provider declares it, for TLS 1.2 and
+ * DTLS 1.2 at most (RFC 8446 dropped it); without it a server could not even
+ * name the group its certificate's key is on (-groups secp256k1).
  */
 typedef struct {
     const char *name, *internal;
     unsigned int id, secbits;
+    int maxtls, maxdtls; /* 0: no upper bound */
 } HB_GROUP;
 
 static const HB_GROUP hb_groups[] = {
-    { "secp256r1", "prime256v1", 23, 128 },
-    { "P-256", "prime256v1", 23, 128 },
-    { "secp384r1", "secp384r1", 24, 192 },
-    { "P-384", "secp384r1", 24, 192 },
-    { "secp521r1", "secp521r1", 25, 256 },
-    { "P-521", "secp521r1", 25, 256 },
+    { "secp256r1", "prime256v1", 23, 128, 0, 0 },
+    { "P-256", "prime256v1", 23, 128, 0, 0 },
+    { "secp384r1", "secp384r1", 24, 192, 0, 0 },
+    { "P-384", "secp384r1", 24, 192, 0, 0 },
+    { "secp521r1", "secp521r1", 25, 256, 0, 0 },
+    { "P-521", "secp521r1", 25, 256, 0, 0 },
+    { "secp256k1", "secp256k1", 22, 128, 0x0303, 0xFEFD },
 };
 
 static int hb_get_capabilities(void *provctx, const char *capability,
@@ -361,8 +385,8 @@ static int hb_get_capabilities(void *provctx, const char *capability,
         return 1;
     for (i = 0; i < sizeof(hb_groups) / sizeof(hb_groups[0]); i++) {
         unsigned int id = hb_groups[i].id, sec = hb_groups[i].secbits;
-        int mintls = 0x0301, maxtls = 0, mindtls = 0xFEFF, maxdtls = 0,
-            kem = 0;
+        int mintls = 0x0301, maxtls = hb_groups[i].maxtls, mindtls = 0xFEFF,
+            maxdtls = hb_groups[i].maxdtls, kem = 0;
         OSSL_PARAM p[] = {
             OSSL_PARAM_utf8_string(OSSL_CAPABILITY_TLS_GROUP_NAME,
                                    (char *)hb_groups[i].name,

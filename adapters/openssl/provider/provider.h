@@ -29,6 +29,21 @@
 #define HB_REF_VERSION "hsmbridge-keyref-v1"
 /* Data structure name our PEM decoder hands to our DER decoders. */
 #define HB_REF_STRUCTURE "hsmbridge-keyref"
+/*
+ * The key-reference PKCS#8 form (decoder.c, encoder.c): a PrivateKeyInfo
+ * under the label "PRIVATE KEY" whose algorithm is hsmbridge's own OID, no
+ * parameters, and whose privateKey is the key-reference DER above. There
+ * is no registered arc for the project, so the OID is a UUID-derived one
+ * (ITU-T X.667: 2.25.<UUID as an integer>, no registration needed), from
+ * the UUID 64bb7953-9efb-480e-bdd7-6f28868a1feb; core/refpem.go has the
+ * same. The key manager and decoder of that name exist so that libcrypto's
+ * PKCS#8 decoding, which dispatches on the algorithm, finds us.
+ */
+#define HB_REF_OID "2.25.133896219887739542807793727763915612139"
+#define HB_REF_ALG_NAMES "HSMBRIDGE-KEYREF:" HB_REF_OID
+#define HB_REF_PKCS8_PEM_LABEL "PRIVATE KEY"
+/* The OID's DER contents octets (decoder.c). */
+extern const unsigned char hb_ref_oid_der[20];
 
 struct hb_pool; /* conn.c */
 struct hb_masked; /* store_azihsm.c */
@@ -149,6 +164,8 @@ extern const OSSL_DISPATCH hb_store_functions[];
 extern const OSSL_DISPATCH hb_pem_decoder_functions[];
 extern const OSSL_DISPATCH hb_der_rsa_decoder_functions[];
 extern const OSSL_DISPATCH hb_der_ec_decoder_functions[];
+extern const OSSL_DISPATCH hb_pki_decoder_functions[];
+extern const OSSL_DISPATCH hb_keyref_keymgmt_functions[];
 extern const OSSL_DISPATCH hb_sha1_digest_functions[];    /* digest.c */
 extern const OSSL_DISPATCH hb_sha256_digest_functions[];
 extern const OSSL_DISPATCH hb_sha384_digest_functions[];
@@ -157,6 +174,7 @@ extern const OSSL_DISPATCH hb_spki_der_encoder_functions[]; /* encoder.c */
 extern const OSSL_DISPATCH hb_spki_pem_encoder_functions[];
 extern const OSSL_DISPATCH hb_pki_der_encoder_functions[];
 extern const OSSL_DISPATCH hb_pki_pem_encoder_functions[];
+extern const OSSL_DISPATCH hb_ts_der_encoder_functions[];
 extern const OSSL_DISPATCH hb_text_encoder_functions[];
 extern const OSSL_DISPATCH hb_rand_functions[];            /* rand.c */
 

@@ -4,9 +4,11 @@
 //
 //	go run adapters/openssl/fuzz/gen/gen.go
 //
-// corpus/decoder/: key-reference files as core.EncodeRefPEM writes them, their
-// DER, and the ways one goes wrong (truncated, other version, empty or NUL in
-// the reference, BER, too large, after a certificate). corpus/frame/: what
+// corpus/decoder/: key-reference files as core.EncodeRefPEM and
+// core.EncodeRefPKCS8PEM write them, their DER, and the ways one goes wrong
+// (truncated, other version, empty or NUL in the reference, BER, too large,
+// after a certificate; for the PKCS#8 form another PKCS#8 version,
+// parameters, attributes, trailing bytes, a real key of another algorithm). corpus/frame/: what
 // hsmhost sends back: a 4-byte big-endian length, then a packed Response
 // (id 1, the harness's request id), plus frames over the cap and cut short.
 // The files are checked in; run this again only to change them.
@@ -121,6 +123,7 @@ func main() {
 	cert := must(x509.CreateCertificate(rand.Reader, tmpl, tmpl, &ek.PublicKey, ek))
 	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert})
 	write(dec, "cert-then-ref.pem", append(chain, goodPEM...))
+	pkcs8Seeds(dec, chain)
 
 	// ---- frame ----
 	spki := func(pub any) []byte { return must(x509.MarshalPKIXPublicKey(pub)) }
@@ -163,4 +166,42 @@ func main() {
 	// Field number 0 with its key in two bytes (0x81 0x00), then a fixed64:
 	// protobuf-c 1.4.1 accepts it as an unknown field (found by fuzz_frame).
 	write(frm, "field0-long-key.bin", []byte{0, 0, 0, 12, 0x08, 0x01, 0x81, 0x00, 1, 2, 3, 4, 5, 6, 7, 8})
+}
+
+// pkcs8Seeds writes the PKCS#8 form's seeds (p8-*): as core writes it (PEM
+// and DER) and broken, each changed in one place.
+func pkcs8Seeds(dec string, chain []byte) {
+	type p8 struct {
+		Version    int
+		Algorithm  asn1.RawValue
+		PrivateKey []byte
+		Rest       asn1.RawValue `asn1:"optional"`
+	}
+	kr := must(core.ParseKeyRef("managedhsm:MyHSM:mykey"))
+	good := must(core.RefPKCS8DER(kr))
+	var parsed p8
+	must(asn1.Unmarshal(good, &parsed))
+	alg := parsed.Algorithm.FullBytes
+	pemOf := func(b []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: b}) }
+	variant := func(f func(*p8)) []byte {
+		v := parsed
+		f(&v)
+		return must(asn1.Marshal(v))
+	}
+	write(dec, "p8-mhsm.pem", must(core.EncodeRefPKCS8PEM(kr)))
+	write(dec, "p8-mhsm.der", good)
+	write(dec, "p8-akv.pem", must(core.EncodeRefPKCS8PEM(must(core.ParseKeyRef("akv:vault=myvault,name=mykey")))))
+	write(dec, "p8-version1.der", variant(func(v *p8) { v.Version = 1 }))
+	// AlgorithmIdentifier with NULL parameters: another algorithm identifier.
+	withNull := append([]byte{0x30, alg[1] + 2}, append(append([]byte{}, alg[2:]...), 0x05, 0x00)...)
+	write(dec, "p8-params.der", variant(func(v *p8) { v.Algorithm = asn1.RawValue{FullBytes: withNull} }))
+	write(dec, "p8-attrs.pem", pemOf(variant(func(v *p8) { v.Rest = asn1.RawValue{FullBytes: []byte{0xa0, 0x00}} })))
+	write(dec, "p8-trailing.der", append(append([]byte{}, good...), 0))
+	write(dec, "p8-trunc.der", good[:len(good)-1])
+	write(dec, "p8-inner-v2.pem", pemOf(variant(func(v *p8) { v.PrivateKey = der("hsmbridge-keyref-v2", "managedhsm:MyHSM:mykey") })))
+	write(dec, "p8-inner-empty.der", variant(func(v *p8) { v.PrivateKey = der(core.RefPEMVersion, "") }))
+	write(dec, "p8-inner-junk.pem", pemOf(variant(func(v *p8) { v.PrivateKey = []byte("not a key reference") })))
+	ek := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	write(dec, "p8-real-ec-key.pem", pemOf(must(x509.MarshalPKCS8PrivateKey(ek))))
+	write(dec, "cert-then-p8.pem", append(append([]byte{}, chain...), must(core.EncodeRefPKCS8PEM(kr))...))
 }
