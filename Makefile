@@ -8,7 +8,7 @@ MODULES   := $(BUILD)/ossl-modules
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build deps provider provider-asan go-binaries c-tools test test-unit demo demo-mhsm demo-azihsm bench bench-mhsm bench-tls proto clean install fuzz fuzz-c
+.PHONY: all build deps provider provider-asan go-binaries c-tools test test-unit demo demo-mhsm demo-azihsm bench bench-mhsm bench-tls proto clean install uninstall man deb test-deb fuzz fuzz-c
 
 all: build
 
@@ -56,6 +56,8 @@ proto:
 	protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative \
 		plugins/sdk/backendpb/backend.proto
 	protoc --proto_path=api/hostapi --c_out=adapters/openssl/gen api/hostapi/host.proto
+	protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		examples/grpc-sidecar/greeter/greeter.proto
 
 # The whole suite: unit, contract and end-to-end tests (real openssl, real
 # nginx, real plugin processes). End-to-end tests refuse to skip here.
@@ -78,13 +80,29 @@ demo-mhsm: build
 demo-azihsm: build
 	@scripts/demo-azihsm.sh
 
+# The examples (examples/nginx on the simulator and on the Managed HSM
+# stand-in, examples/grpc-sidecar on the simulator), each run exactly as its
+# README says: the scripts in order, then its cleanup.
+.PHONY: examples
+examples: build
+	@scripts/examples.sh
+
+# examples/grpc-direct: a grpc-go server and client with mutual TLS, every key
+# (theirs and the CA's) in the backend through the hsmkey package, no sidecar
+# and no OpenSSL; its scripts in its README's order, stopped even on failure.
+.PHONY: example-grpc-direct
+example-grpc-direct: go-binaries
+	@cd examples/grpc-direct && { ./generate-certs.sh && ./start-demo.sh && ./run-client.sh && \
+	    ./try-untrusted-client.sh; rc=$$?; ./stop-demo.sh; exit $$rc; }
+
 # Latency, throughput, CPU and memory through the whole path beside OpenSSL's
 # default provider with key files, each figure against its target.
 bench: build
 	@GO=$(GO) scripts/bench.sh
 
 # P-256 signing through the Managed HSM path against the stand-in with 0 and
-# 20 ms latency, beside direct azkeys calls (bench/azkeysbench).
+# 20 ms latency, beside direct azkeys calls (bench/azkeysbench), and under
+# injected faults (bench/faultload); each figure against its target.
 bench-mhsm: build
 	@scripts/bench-mhsm.sh
 
@@ -94,12 +112,56 @@ bench-mhsm: build
 bench-tls: build
 	@GO=$(GO) scripts/bench-tls.sh
 
-install: build
-	install -d $(DESTDIR)/usr/local/bin $(DESTDIR)/usr/local/lib/hsmbridge/plugins
-	install -m 0755 $(BUILD)/bin/hsmhost $(DESTDIR)/usr/local/bin/hsmhost
-	install -m 0755 $(BUILD)/plugins/* $(DESTDIR)/usr/local/lib/hsmbridge/plugins/
-	install -d $(DESTDIR)$(shell openssl version -m | sed 's/.*"\(.*\)"/\1/')
-	install -m 0644 $(MODULES)/*.so $(DESTDIR)$(shell openssl version -m | sed 's/.*"\(.*\)"/\1/')/
+# Installed like an OpenSSL provider: the module, under its three names, in
+# the MODULESDIR that `openssl version -m` names (so `-provider akv_provider`
+# finds it without -provider-path or OPENSSL_MODULES), hsmhost and the
+# plugins under PREFIX, and the man pages rendered by the hsmhost installed.
+# `make uninstall` (same PREFIX and DESTDIR) removes exactly INSTALLED.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+PLUGINDIR  ?= $(PREFIX)/lib/hsmbridge/plugins
+MANDIR     ?= $(PREFIX)/share/man
+MODULESDIR ?= $(shell openssl version -m | sed -n 's/^MODULESDIR: "\(.*\)"$$/\1/p')
+PLUGINS    := hsmbridge-simulator hsmbridge-mhsm hsmbridge-azihsm
+MANPAGES   := man8/hsmhost.8 man7/hsmbridge.7
+INSTALLED  := $(DESTDIR)$(BINDIR)/hsmhost \
+              $(PLUGINS:%=$(DESTDIR)$(PLUGINDIR)/%) \
+              $(HB_OSSL_NAMES:%=$(DESTDIR)$(MODULESDIR)/%.so) \
+              $(MANPAGES:%=$(DESTDIR)$(MANDIR)/%)
+
+# The pages, from the binary itself (docs/man holds the same, checked in).
+man: go-binaries
+	@mkdir -p $(BUILD)/man
+	$(BUILD)/bin/hsmhost manpage hsmhost.8 --version $(VERSION) > $(BUILD)/man/hsmhost.8
+	$(BUILD)/bin/hsmhost manpage hsmbridge.7 --version $(VERSION) > $(BUILD)/man/hsmbridge.7
+
+install: provider go-binaries man
+	@test -n "$(MODULESDIR)" || { echo "cannot read MODULESDIR from openssl version -m; set MODULESDIR=" >&2; exit 1; }
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(MODULESDIR) \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man7
+	install -m 0755 $(BUILD)/bin/hsmhost $(DESTDIR)$(BINDIR)/hsmhost
+	install -m 0755 $(PLUGINS:%=$(BUILD)/plugins/%) $(DESTDIR)$(PLUGINDIR)/
+	install -m 0644 $(HB_OSSL_MODULES) $(DESTDIR)$(MODULESDIR)/
+	install -m 0644 $(BUILD)/man/hsmhost.8 $(DESTDIR)$(MANDIR)/man8/hsmhost.8
+	install -m 0644 $(BUILD)/man/hsmbridge.7 $(DESTDIR)$(MANDIR)/man7/hsmbridge.7
+
+uninstall:
+	@test -n "$(MODULESDIR)" || { echo "cannot read MODULESDIR from openssl version -m; set MODULESDIR=" >&2; exit 1; }
+	rm -f $(INSTALLED)
+	@for d in $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(PREFIX)/lib/hsmbridge; do \
+	    [ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; done
+
+# A Debian package (build/hsmbridge_<version>_<arch>.deb) made with
+# dpkg-deb from `make install PREFIX=/usr` plus the systemd unit, the
+# service's config and the openssl.cnf sections (packaging/); `apt-get
+# install ./build/hsmbridge_*.deb` on Debian 12.
+deb: deps provider go-binaries man
+	@BUILD=$(BUILD) MAKE="$(MAKE)" scripts/make-deb.sh
+
+# Builds and installs the package on this machine, runs the seeds' flows
+# against the installed files and the service's command line, then purges it.
+test-deb:
+	@scripts/test-deb.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -16,6 +16,7 @@ import (
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/internal/config"
 	"github.com/hsmbridge/hsmbridge/internal/hostclient"
+	"github.com/hsmbridge/hsmbridge/internal/secp256k1"
 )
 
 // doctorCommand runs `hsmhost doctor [NAMESPACE ...]`: it checks each
@@ -165,6 +166,16 @@ func doctorSign(ctx context.Context, c *hostclient.Client, k hostclient.Key) err
 	sig, _, err := c.Sign(ctx, k.Reference, k.ID.Version, digest[:], scheme)
 	if err != nil {
 		return err
+	}
+	if k.Curve == core.CurveP256K { // Go's crypto has no secp256k1
+		p, err := secp256k1.ParsePKIXPublicKey(k.PublicKeyDER)
+		if err != nil {
+			return fmt.Errorf("the key's public key: %v", err)
+		}
+		if !secp256k1.VerifyASN1(p, digest[:], sig) {
+			return errors.New("the signature does not verify with the key's public key")
+		}
+		return nil
 	}
 	pub, err := k.PublicKey()
 	if err != nil {

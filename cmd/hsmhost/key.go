@@ -16,6 +16,7 @@ import (
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/internal/config"
 	"github.com/hsmbridge/hsmbridge/internal/hostclient"
+	"github.com/hsmbridge/hsmbridge/internal/secp256k1"
 )
 
 const cliTimeout = 2 * time.Minute
@@ -60,7 +61,7 @@ func keyCommand(args []string, stdout, stderr io.Writer) error {
 	case "create":
 		kty := fs.String("kty", "EC", "key type: RSA, EC or oct (RSA-HSM, EC-HSM, oct-HSM accepted)")
 		size := fs.Int("size", 0, "RSA: 2048, 3072 or 4096 (default 2048); oct: 128, 192 or 256 (default 256)")
-		curve := fs.String("curve", "", "EC curve: P-256, P-384 or P-521 (default P-256)")
+		curve := fs.String("curve", "", "EC curve: P-256, P-256K, P-384 or P-521, in any case, or OpenSSL's name (secp256k1, prime256v1, ...) (default P-256)")
 		ops := fs.String("ops", "", "allowed operations, comma-separated (default: none sent, the backend gives what Managed HSM gives: RSA sign, verify, encrypt, decrypt, wrapKey, unwrapKey; EC sign, verify, deriveKey; oct all seven)")
 		ref, err := oneRef(fs, args, "create")
 		if err != nil {
@@ -176,6 +177,7 @@ func keyCommand(args []string, stdout, stderr io.Writer) error {
 	case "ref":
 		offline := fs.Bool("offline", false, "only check the reference's syntax; do not ask hsmhost whether the key exists")
 		out := fs.String("out", "", "write the reference file here instead of stdout")
+		pkcs8 := fs.Bool("pkcs8", refPKCS8Default, "write the PKCS#8 form (a \"PRIVATE KEY\" block of hsmbridge's key-reference algorithm "+core.RefPKCS8OID+"), which programs that pick PEM blocks by label (Apache, Postfix) take; --pkcs8=false writes the \"HSMBRIDGE KEY REFERENCE\" block. Both hold the reference only")
 		ref, err := oneRef(fs, args, "ref")
 		if err != nil {
 			return err
@@ -194,7 +196,11 @@ func keyCommand(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 		}
-		p, err := core.EncodeRefPEM(parsed)
+		encode := core.EncodeRefPEM
+		if *pkcs8 {
+			encode = core.EncodeRefPKCS8PEM
+		}
+		p, err := encode(parsed)
 		if err != nil {
 			return err
 		}
@@ -206,6 +212,13 @@ func keyCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	return usagef("unknown key subcommand %q", sub)
 }
+
+// refPKCS8Default is the form `key ref` writes without --pkcs8: the PKCS#8
+// form, which every program that loads the label form also loads (the e2e
+// servers run with both) and which Apache's proxy certificates and
+// Postfix's chain files take besides. The provider writes the same form for
+// `openssl pkey -out` (encoder.c, HB_REF_FORM_PKCS8).
+const refPKCS8Default = true
 
 func oneRef(fs *flag.FlagSet, args []string, sub string) (string, error) {
 	pos, err := parseInterspersed(fs, args)
@@ -243,10 +256,11 @@ func createSpec(kty string, size int, curve, ops string) (core.KeySpec, error) {
 			return spec, usagef("EC keys take --curve, not --size")
 		}
 		if curve != "" {
-			spec.Curve = core.Curve(strings.ToUpper(curve))
-			if spec.Curve == "P-256K" {
-				return spec, usagef("curve P-256K is not supported")
+			c, err := core.ParseCurve(curve)
+			if err != nil {
+				return spec, usagef("--curve: %s", err)
 			}
+			spec.Curve = c
 		}
 	case "OCT":
 		spec.Type, spec.Bits = core.KeyTypeOct, 256
@@ -298,6 +312,13 @@ func parseOps(ops string, typ core.KeyType) ([]core.KeyUsage, error) {
 
 // loadPrivateKey reads a PEM or DER private key and returns it as PKCS#8.
 func loadPrivateKey(data []byte) ([]byte, core.KeyType, error) {
+	// Either form; the PKCS#8 one would otherwise read "unknown algorithm".
+	if r, err := core.DecodeRefPEM(data); err == nil {
+		return nil, "", fmt.Errorf("this is a key-reference file naming %s, not a private key: that key is in a backend already", r)
+	}
+	if der, ok := loadSecp256k1(data); ok {
+		return der, core.KeyTypeEC, nil
+	}
 	var key any
 	var err error
 	sawPEM := false
@@ -348,6 +369,40 @@ func loadPrivateKey(data []byte) ([]byte, core.KeyType, error) {
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	return der, typ, err
+}
+
+// loadSecp256k1 reads a secp256k1 key (PKCS#8 or SEC 1, PEM or DER), which
+// crypto/x509 does not know, and returns it as PKCS#8.
+func loadSecp256k1(data []byte) ([]byte, bool) {
+	parse := func(der []byte) *secp256k1.PrivateKey {
+		if k, err := secp256k1.ParsePKCS8PrivateKey(der); err == nil {
+			return k
+		}
+		if k, err := secp256k1.ParseECPrivateKey(der); err == nil {
+			return k
+		}
+		return nil
+	}
+	var k *secp256k1.PrivateKey
+	sawPEM := false
+	for rest := data; k == nil; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		sawPEM = true
+		if block.Type == "PRIVATE KEY" || block.Type == "EC PRIVATE KEY" {
+			k = parse(block.Bytes)
+		}
+	}
+	if k == nil && !sawPEM {
+		k = parse(data)
+	}
+	if k == nil {
+		return nil, false
+	}
+	der, err := secp256k1.MarshalPKCS8PrivateKey(k)
+	return der, err == nil
 }
 
 func shape(k core.KeyInfo) string {

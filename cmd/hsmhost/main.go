@@ -1,6 +1,6 @@
 // Command hsmhost is hsmbridge's host daemon and its command-line tool.
 //
-//	hsmhost serve [--config FILE] [--log-level L] [--socket P]
+//	hsmhost serve [--config FILE] [--log-level L] [--log-format text|json] [--socket P]
 //	hsmhost key create|import|list|show|pubkey|delete|ref ...
 //	hsmhost plugin simulator      (internal: the built-in simulator plugin)
 //	hsmhost version
@@ -54,9 +54,9 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 const topUsage = `usage: hsmhost <command> [arguments]
 
 commands:
-  serve [--config FILE] [--log-level LEVEL] [--socket PATH]
+  serve [--config FILE] [--log-level LEVEL] [--log-format text|json] [--socket PATH]
         run the host in the foreground (SIGHUP reloads the config)
-  key create REF [--kty RSA|EC|oct] [--size N] [--curve P-256|P-384|P-521] [--ops sign,verify,...]
+  key create REF [--kty RSA|EC|oct] [--size N] [--curve P-256|P-256K|P-384|P-521] [--ops sign,verify,...]
   key import REF --in KEYFILE [--ops ...]
   key list [PREFIX]
   key show REF
@@ -88,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = doctorCommand(args[1:], stdout, stderr)
 	case "plugin":
 		err = pluginCommand(args[1:])
+	case "manpage":
+		err = manpageCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "hsmhost %s\n", hostVersion())
 	case "help", "-h", "--help", "-help":
@@ -155,6 +157,9 @@ func newFlagSet(name string, stderr io.Writer, usage string) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: %s\n", usage)
 		fs.PrintDefaults()
+	}
+	if flagSetMade != nil { // manpage.go reads the flags
+		flagSetMade(fs)
 	}
 	return fs
 }

@@ -400,7 +400,13 @@ func TestCreateSpec(t *testing.T) {
 	if err != nil || s.Curve != core.CurveP384 || len(s.Usages) != 0 {
 		t.Fatalf("%+v %v", s, err)
 	}
-	for _, bad := range [][]any{{"EC", 256, ""}, {"RSA", 1024, ""}, {"EC", 0, "P-192"}, {"RSA", 0, "P-256"}} {
+	// P-256K in az's spellings (any case) and OpenSSL's name.
+	for _, c := range []string{"P-256K", "p-256k", "secp256k1"} {
+		if s, err = createSpec("EC-HSM", 0, c, "sign"); err != nil || s.Curve != core.CurveP256K {
+			t.Errorf("--curve %s: %+v %v", c, s, err)
+		}
+	}
+	for _, bad := range [][]any{{"EC", 256, ""}, {"RSA", 1024, ""}, {"EC", 0, "P-192"}, {"RSA", 0, "P-256"}, {"EC", 0, "P256K"}} {
 		if _, err := createSpec(bad[0].(string), bad[1].(int), bad[2].(string), ""); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
