@@ -62,7 +62,7 @@ commands:
   key show REF
   key pubkey REF
   key delete REF
-  key ref REF [--offline] [--out FILE]
+  key ref REF [--offline] [--out FILE] [--pkcs8=false]
         key commands talk to a running hsmhost; all take [--socket PATH]
   doctor [NAMESPACE ...]
         check credentials, reachability and every key of each namespace
