@@ -63,7 +63,7 @@ func badRef(ref, format string, args ...any) *Error {
 func ParseKeyRef(ref string) (KeyRef, error) {
 	scheme, rest, ok := strings.Cut(ref, ":")
 	if !ok || scheme == "" {
-		return KeyRef{}, badRef(ref, "no scheme; expected managedhsm:, akv:, azihsm:// or hsmbridge:")
+		return KeyRef{}, badRef(ref, "no scheme; expected managedhsm:, akv:, azihsm://, hsmbridge: or pkcs11:")
 	}
 	switch Scheme(strings.ToLower(scheme)) {
 	case SchemeManagedHSM:
@@ -74,8 +74,10 @@ func ParseKeyRef(ref string) (KeyRef, error) {
 		return parseAKV(ref, rest)
 	case SchemeAzIHSM:
 		return parseAzIHSM(ref, rest)
+	case SchemePKCS11:
+		return parsePKCS11Ref(ref)
 	}
-	return KeyRef{}, badRef(ref, "unknown scheme %q; expected managedhsm, akv, azihsm or hsmbridge", scheme)
+	return KeyRef{}, badRef(ref, "unknown scheme %q; expected managedhsm, akv, azihsm, hsmbridge or pkcs11", scheme)
 }
 
 // parseColonForm reads <namespace>:<name>[?version=<v>].
@@ -226,6 +228,8 @@ func (r KeyRef) String() string {
 			s += ";version=" + r.Version
 		}
 		return s
+	case SchemePKCS11:
+		return r.pkcs11String()
 	case "":
 		return ""
 	}

@@ -30,7 +30,7 @@ func FuzzParseKeyRef(f *testing.F) {
 			return
 		}
 		switch r.Scheme {
-		case SchemeManagedHSM, SchemeGeneric:
+		case SchemeManagedHSM, SchemeGeneric, SchemePKCS11:
 			if r.Type != "" {
 				t.Fatalf("ParseKeyRef(%q): %s reference with a type: %+v", in, r.Scheme, r)
 			}

@@ -56,7 +56,7 @@ func TestParseKeyRefErrorsQuoteTheReferenceAndSayWhy(t *testing.T) {
 	cases := []struct{ in, why string }{
 		{"", "no scheme"},
 		{"mykey", "no scheme"},
-		{"pkcs11:token=x", "unknown scheme"},
+		{"tpm2:token=x", "unknown scheme"},
 		{"managedhsm:MyHSM", "expected managedhsm:<namespace>:<key>"},
 		{"managedhsm:MyHSM:a:b", "too many"},
 		{"managedhsm:MyHSM:", "key name"},

@@ -22,6 +22,7 @@ limit=${FUZZ_LIMIT:-10m}
 # package            target
 targets=(
 	"./core                  FuzzParseKeyRef"
+	"./core                  FuzzPKCS11URI"
 	"./core                  FuzzDecodeRefPEM"
 	"./core                  FuzzRefPEMRoundTrip"
 	"./core                  FuzzOpenMasked"

@@ -502,23 +502,23 @@ func checkPrefix(p string) string {
 	scheme, _, hasColon := strings.Cut(p, ":")
 	if !hasColon {
 		// A partial scheme ("managed") still matches; anything else cannot.
-		for _, s := range []core.Scheme{core.SchemeManagedHSM, core.SchemeGeneric, core.SchemeAzIHSM} {
+		for _, s := range []core.Scheme{core.SchemeManagedHSM, core.SchemeGeneric, core.SchemeAzIHSM, core.SchemePKCS11} {
 			if strings.HasPrefix(string(s), p) {
 				return ""
 			}
 		}
-		return fmt.Sprintf("route prefix %q matches no reference: canonical references start with managedhsm:, hsmbridge: or azihsm://", p)
+		return fmt.Sprintf("route prefix %q matches no reference: canonical references start with managedhsm:, hsmbridge:, azihsm:// or pkcs11:", p)
 	}
 	switch core.Scheme(scheme) {
-	case core.SchemeManagedHSM, core.SchemeGeneric, core.SchemeAzIHSM:
+	case core.SchemeManagedHSM, core.SchemeGeneric, core.SchemeAzIHSM, core.SchemePKCS11:
 		return ""
 	case core.SchemeAKV:
 		return fmt.Sprintf("route prefix %q: akv: references are routed in their canonical form; write managedhsm:<vault>: instead", p)
 	}
-	if strings.EqualFold(scheme, string(core.SchemeManagedHSM)) || strings.EqualFold(scheme, string(core.SchemeGeneric)) || strings.EqualFold(scheme, string(core.SchemeAzIHSM)) {
+	if strings.EqualFold(scheme, string(core.SchemeManagedHSM)) || strings.EqualFold(scheme, string(core.SchemeGeneric)) || strings.EqualFold(scheme, string(core.SchemeAzIHSM)) || strings.EqualFold(scheme, string(core.SchemePKCS11)) {
 		return fmt.Sprintf("route prefix %q: canonical schemes are lower case", p)
 	}
-	return fmt.Sprintf("route prefix %q: unknown scheme %q (managedhsm, hsmbridge or azihsm)", p, scheme)
+	return fmt.Sprintf("route prefix %q: unknown scheme %q (managedhsm, hsmbridge, azihsm or pkcs11)", p, scheme)
 }
 
 func stringAttr(a *hcl.Attribute, errs *problems) (string, bool) {

@@ -33,6 +33,8 @@ var RefForms = []RefForm{
 		"The Key Vault style of the same reference: the same key as managedhsm:<hsm>:<key>."},
 	{"hsmbridge", "hsmbridge:<namespace>:<key>[?version=<v>]", "hsmbridge:lab:mykey",
 		"A key of any backend, by namespace and name."},
+	{"pkcs11", "pkcs11:[token=<label>;]object=<label>[;id=<%XX...>][;type=private]", "pkcs11:token=tok1;object=web-key;type=private",
+		"An RFC 7512 PKCS#11 URI, as pkcs11-provider and libp11 take it: object is the key's CKA_LABEL, id its CKA_ID (the version). Routed by hsmhost's configuration, usually to the PKCS#11 plugin (route prefix \"pkcs11:\"), which also chooses the module and the PIN: pin-value, pin-source, module-name and module-path are refused; manufacturer, model, serial, library-* and slot-* are accepted and ignored."},
 	{"azihsm", "azihsm://<path>;type=ec|rsa|rsa-pss", "azihsm://./ec_p384.bin;type=ec",
 		"A masked key file (the Integrated HSM seed's form), relative to the working directory or absolute; written by genpkey with azihsm.masked_key. type is required."},
 	{"", "-----BEGIN HSMBRIDGE KEY REFERENCE-----", "hsmhost key ref managedhsm:MyHSM:mykey > key.pem",

@@ -117,7 +117,7 @@ func TestEveryEnvironmentVariableIsDocumented(t *testing.T) {
 }
 
 // The store's schemes are the first fields of provider.c's store table.
-var storeScheme = regexp.MustCompile(`\{\s*"([a-z]+)",\s*NULL,\s*hb_store_functions`)
+var storeScheme = regexp.MustCompile(`\{\s*"([a-z][a-z0-9]*)",\s*NULL,\s*hb_store_functions`)
 
 func TestEveryStoreSchemeIsDocumented(t *testing.T) {
 	inCode := literals(providerSource(t), storeScheme)

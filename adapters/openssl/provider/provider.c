@@ -207,6 +207,8 @@ static int build_tables(HB_PROV_CTX *ctx)
         { "managedhsm", NULL, hb_store_functions, "managedhsm: references" },
         { "akv", NULL, hb_store_functions, "akv: references" },
         { "hsmbridge", NULL, hb_store_functions, "hsmbridge: references" },
+        { "pkcs11", NULL, hb_store_functions,
+          "RFC 7512 pkcs11: URIs, parsed by hsmhost" },
         { "azihsm", NULL, hb_store_functions,
           "azihsm:// masked-key files (store_azihsm.c)" },
     };
