@@ -23,6 +23,7 @@ go-binaries:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-simulator ./plugins/simulator/cmd/hsmbridge-simulator
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-mhsm ./plugins/mhsm/cmd/hsmbridge-mhsm
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-azihsm ./plugins/azihsm-device/cmd/hsmbridge-azihsm
+	cd plugins/pkcs11 && $(GO) build $(GOFLAGS_BUILD) -o $(abspath $(BUILD))/plugins/hsmbridge-pkcs11 ./cmd/hsmbridge-pkcs11
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/bin/mhsm-standin ./cmd/mhsm-standin
 
 # The provider module (C): one object installed as hsmbridge.so,
@@ -63,6 +64,7 @@ proto:
 # nginx, real plugin processes). End-to-end tests refuse to skip here.
 test: build
 	HSMBRIDGE_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 20m ./...
+	cd plugins/pkcs11 && HSMBRIDGE_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 10m ./...
 
 test-unit:
 	$(GO) test ./core/... ./ports/... ./plugins/... ./internal/...
