@@ -58,12 +58,17 @@ func (h *host) stop() {
 
 // pluginPIDs are hsmhost's child processes: its plugins.
 func (h *host) pluginPIDs() []int {
+	// A task's children file lists only the children that thread forked;
+	// Go forks from whichever thread runs, so read every thread's.
 	pid := h.cmd.Process.Pid
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		if n, err := strconv.Atoi(f); err == nil {
-			out = append(out, n)
+	for _, task := range tasks {
+		b, _ := os.ReadFile(task)
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
 		}
 	}
 	return out
