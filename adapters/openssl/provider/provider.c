@@ -202,7 +202,8 @@ static int build_tables(HB_PROV_CTX *ctx)
         { HB_AES_KW_NAME, NULL, hb_aes_kw_asym_cipher_functions,
           "AES key wrap and unwrap by a backend" },
     };
-    /* The first three name the same key spaces; azihsm:// names files. */
+    /* The first three name the same key spaces; pkcs11: URIs are parsed by
+     * hsmhost; azihsm:// names files. */
     static const OSSL_ALGORITHM store[] = {
         { "managedhsm", NULL, hb_store_functions, "managedhsm: references" },
         { "akv", NULL, hb_store_functions, "akv: references" },
@@ -301,14 +302,15 @@ static int build_tables(HB_PROV_CTX *ctx)
     };
 
     hb_rsapss_signature_init();
-    ctx->keymgmt_algs = make_algs(keymgmt, 5, ctx->propq, NULL);
-    ctx->signature_algs = make_algs(signature, 3, ctx->propq, NULL);
-    ctx->asym_cipher_algs = make_algs(asym_cipher, 2, ctx->propq, NULL);
-    ctx->store_algs = make_algs(store, 4, ctx->propq, NULL);
-    ctx->decoder_algs = make_algs(decoder, 4, ctx->propq, decoder_extra);
-    ctx->digest_algs = make_algs(digest, 4, ctx->propq, NULL);
-    ctx->encoder_algs = make_algs(encoder, 18, ctx->propq, encoder_extra);
-    ctx->rand_algs = make_algs(rng, 1, ctx->propq, NULL);
+#define HB_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+    ctx->keymgmt_algs = make_algs(keymgmt, HB_NELEM(keymgmt), ctx->propq, NULL);
+    ctx->signature_algs = make_algs(signature, HB_NELEM(signature), ctx->propq, NULL);
+    ctx->asym_cipher_algs = make_algs(asym_cipher, HB_NELEM(asym_cipher), ctx->propq, NULL);
+    ctx->store_algs = make_algs(store, HB_NELEM(store), ctx->propq, NULL);
+    ctx->decoder_algs = make_algs(decoder, HB_NELEM(decoder), ctx->propq, decoder_extra);
+    ctx->digest_algs = make_algs(digest, HB_NELEM(digest), ctx->propq, NULL);
+    ctx->encoder_algs = make_algs(encoder, HB_NELEM(encoder), ctx->propq, encoder_extra);
+    ctx->rand_algs = make_algs(rng, HB_NELEM(rng), ctx->propq, NULL);
     if (!hb_derive_tables(ctx))
         return 0;
     return ctx->keymgmt_algs != NULL && ctx->signature_algs != NULL
