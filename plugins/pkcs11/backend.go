@@ -85,18 +85,26 @@ var mechNames = map[uint]string{
 
 func mechName(m uint) string { return mechNames[m] }
 
-// The sdk asks for the schemes when the plugin starts, before Configure,
-// so the list cannot come from the token: it is what this plugin implements
-// and what SoftHSM2 does (OAEP with SHA-1 only, see README). Sign and
-// Decrypt refuse with unsupported what a token's mechanism list lacks.
+// The schemes declared are those the token's mechanism list (read in
+// Configure) allows; before Configure, none. CKM_RSA_PKCS_OAEP does not say
+// which hashes a token takes as OAEP parameters, so those come from the
+// setting oaep_hashes (default sha1, the one SoftHSM2 accepts; see README).
 var hashes = []core.Hash{core.SHA1, core.SHA224, core.SHA256, core.SHA384, core.SHA512}
 
 // SignatureSchemes implements ports.SchemeLister.
 func (b *Backend) SignatureSchemes() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	var out []string
-	for _, p := range []core.SignaturePadding{core.PaddingPKCS1v15, core.PaddingPSS, core.PaddingECDSA} {
+	for _, pm := range []struct {
+		p core.SignaturePadding
+		m uint
+	}{{core.PaddingPKCS1v15, pkcs11.CKM_RSA_PKCS}, {core.PaddingPSS, pkcs11.CKM_RSA_PKCS_PSS}, {core.PaddingECDSA, pkcs11.CKM_ECDSA}} {
+		if !b.mechs[pm.m] {
+			continue
+		}
 		for _, h := range hashes {
-			out = append(out, core.SignatureScheme{Padding: p, Hash: h}.Name())
+			out = append(out, core.SignatureScheme{Padding: pm.p, Hash: h}.Name())
 		}
 	}
 	return out
@@ -104,5 +112,16 @@ func (b *Backend) SignatureSchemes() []string {
 
 // EncryptionSchemes implements ports.SchemeLister.
 func (b *Backend) EncryptionSchemes() []string {
-	return []string{"rsa-pkcs1v15", "rsa-oaep-sha1"}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	if b.mechs[pkcs11.CKM_RSA_PKCS] {
+		out = append(out, core.EncryptionScheme{Padding: core.EncryptionPKCS1v15}.Name())
+	}
+	if b.mechs[pkcs11.CKM_RSA_PKCS_OAEP] {
+		for _, h := range b.cfg.oaepHashes {
+			out = append(out, core.EncryptionScheme{Padding: core.EncryptionOAEP, OAEPHash: h}.Name())
+		}
+	}
+	return out
 }

@@ -15,9 +15,10 @@ type config struct {
 	haveSlot                      bool
 	pin                           string
 	sessions                      int
+	oaepHashes                    []core.Hash
 }
 
-var knownSettings = []string{"module", "token_label", "slot", "pin_file", "pin_env", "pin", "sessions", "namespace"}
+var knownSettings = []string{"module", "token_label", "slot", "pin_file", "pin_env", "pin", "sessions", "namespace", "oaep_hashes"}
 
 func parseConfig(s map[string]string) (config, error) {
 	var unknown []string
@@ -75,6 +76,20 @@ func parseConfig(s map[string]string) (config, error) {
 			return c, core.Errorf(core.KindInvalidInput, "pkcs11: setting \"sessions\" %q must be a number from 1 to 1024", v)
 		}
 		c.sessions = n
+	}
+	c.oaepHashes = []core.Hash{core.SHA1}
+	if v, ok := s["oaep_hashes"]; ok {
+		c.oaepHashes = nil
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			h, err := core.ParseHash(f)
+			if err != nil {
+				return c, core.Errorf(core.KindInvalidInput, "pkcs11: setting \"oaep_hashes\" %q: %v", v, err)
+			}
+			c.oaepHashes = append(c.oaepHashes, h)
+		}
 	}
 	return c, nil
 }

@@ -35,10 +35,19 @@ func (c *Client) gate(op core.Operation) error {
 	return nil
 }
 
-// Configure sends the backend's settings.
+// Configure sends the backend's settings, then asks the plugin to describe
+// itself again: what it declares may depend on them (the schemes a PKCS#11
+// token's mechanism list allows, say). Call it before the Client is shared.
 func (c *Client) Configure(ctx context.Context, settings map[string]string) error {
-	_, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{Settings: settings})
-	return fromStatus(err)
+	if _, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{Settings: settings}); err != nil {
+		return fromStatus(err)
+	}
+	d, err := c.rpc.Describe(ctx, &pb.DescribeRequest{})
+	if err != nil {
+		return fromStatus(err)
+	}
+	c.desc = descriptionFromPB(d)
+	return nil
 }
 
 func (c *Client) GetKey(ctx context.Context, id core.KeyID) (core.KeyInfo, error) {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/hsmbridge/hsmbridge/core"
 	pb "github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb"
-	"github.com/hsmbridge/hsmbridge/ports"
 )
 
 // echoBackend "signs" by reversing the digest, after sleeping as many
@@ -50,7 +49,7 @@ func (echoBackend) SignatureSchemes() []string  { return []string{"ecdsa-sha256"
 func (echoBackend) EncryptionSchemes() []string { return nil }
 
 func newServer() *server {
-	return &server{impl: echoBackend{}, desc: ports.Describe("echo", "test", echoBackend{}), log: hclog.NewNullLogger()}
+	return &server{impl: echoBackend{}, name: "echo", version: "test", log: hclog.NewNullLogger()}
 }
 
 // openData runs OpenDataPath and connects to it as the host does.
@@ -64,7 +63,7 @@ func openData(t testing.TB, s *server) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Client{rpc: pb.NewBackendClient(nil), desc: s.desc, data: dc}
+	c := &Client{rpc: pb.NewBackendClient(nil), desc: s.description(), data: dc}
 	t.Cleanup(c.Close)
 	return c
 }
@@ -164,7 +163,7 @@ func TestDataPathRefusesAWrongTokenAndServesTheHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c0 := &Client{rpc: pb.NewBackendClient(nil), desc: s.desc, data: intruder}
+	c0 := &Client{rpc: pb.NewBackendClient(nil), desc: s.description(), data: intruder}
 	if _, err := c0.GetKey(context.Background(), core.KeyID{Name: "k"}); !errors.Is(err, core.ErrUnavailable) {
 		t.Fatalf("a connection with the wrong token was served: %v", err)
 	}
@@ -172,7 +171,7 @@ func TestDataPathRefusesAWrongTokenAndServesTheHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Client{rpc: pb.NewBackendClient(nil), desc: s.desc, data: dc}
+	c := &Client{rpc: pb.NewBackendClient(nil), desc: s.description(), data: dc}
 	defer c.Close()
 	if _, err := c.GetKey(context.Background(), core.KeyID{Name: "k"}); err != nil {
 		t.Fatalf("the host's connection after a refused one: %v", err)

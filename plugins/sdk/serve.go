@@ -30,7 +30,7 @@ func (p *BackendPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	pb.RegisterBackendServer(s, &server{impl: p.Impl, desc: ports.Describe(p.Name, p.Version, p.Impl), log: log})
+	pb.RegisterBackendServer(s, &server{impl: p.Impl, name: p.Name, version: p.Version, log: log})
 	return nil
 }
 

@@ -17,8 +17,15 @@ import (
 type server struct {
 	pb.UnimplementedBackendServer
 	impl ports.KeyLookup
-	desc core.BackendDescription
-	log  hclog.Logger
+	// name and version are reported in Describe, which asks impl afresh on
+	// each call: a backend may declare what it can do only once Configure
+	// has told it which device or token it serves.
+	name, version string
+	log           hclog.Logger
+}
+
+func (s *server) description() core.BackendDescription {
+	return ports.Describe(s.name, s.version, s.impl)
 }
 
 func unsupported(op core.Operation) error {
@@ -26,7 +33,7 @@ func unsupported(op core.Operation) error {
 }
 
 func (s *server) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeResponse, error) {
-	return descriptionToPB(s.desc), nil
+	return descriptionToPB(s.description()), nil
 }
 
 func (s *server) Configure(ctx context.Context, r *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
