@@ -2,6 +2,7 @@
 //
 //	hsmhost serve [--config FILE] [--log-level L] [--log-format text|json] [--socket P]
 //	hsmhost key create|import|list|show|pubkey|delete|ref ...
+//	hsmhost plugin list|verify ...
 //	hsmhost plugin simulator      (internal: the built-in simulator plugin)
 //	hsmhost version
 //
@@ -64,6 +65,10 @@ commands:
   key delete REF
   key ref REF [--offline] [--out FILE] [--pkcs8=false]
         key commands talk to a running hsmhost; all take [--socket PATH]
+  plugin list [--config FILE]
+        each configured plugin: pinned sha256 and whether the binary matches, what it declares
+  plugin verify FILE
+        the sha256 to pin a plugin with and what it declares; nothing is routed to it
   doctor [NAMESPACE ...]
         check credentials, reachability and every key of each namespace
   version
@@ -87,7 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "doctor":
 		err = doctorCommand(args[1:], stdout, stderr)
 	case "plugin":
-		err = pluginCommand(args[1:])
+		err = pluginCommand(args[1:], stdout, stderr)
 	case "manpage":
 		err = manpageCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-version":

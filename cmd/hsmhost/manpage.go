@@ -188,6 +188,13 @@ var commandText = map[string][]string{
 	"key ref": {
 		"Writes a key-reference file: a PEM block (-----BEGIN HSMBRIDGE KEY REFERENCE-----) that holds only the reference, for programs that take only a key file (nginx's ssl_certificate_key, curl, Python). It holds nothing secret. Unless --offline, hsmhost is asked first whether the key exists.",
 	},
+	"plugin list": {
+		"Reads the configuration as serve would and shows each backend's plugin: the sha256 its block pins and whether the binary on disk has it, then, having started the plugin with the backend's environment but without configuring it or routing anything to it, the go-plugin protocol version and the operations and schemes it declares. A binary that does not match its pin is not run. It fails if any plugin cannot be used as configured.",
+		"Schemes that follow the backend's settings (a PKCS#11 token's mechanism list) are declared only once serve configures the plugin; the log line `plugin started` shows them then.",
+	},
+	"plugin verify": {
+		"Prints the SHA-256 of a plugin binary, for its backend block's sha256, then starts it through the plugin handshake (pinned to that sum) and prints its protocol version, name, version and the operations it declares; nothing is configured or routed. A file that is not an hsmbridge backend plugin (a wrong handshake, another program) is refused, and the command fails.",
+	},
 	"doctor": {
 		"Checks each namespace (such as managedhsm:MyHSM) through the running host: the backend's credentials and reachability, then every key in it, readable and usable for each operation it allows (a test signature verified here, a decryption of a local encryption, a wrap and unwrap). Without arguments it checks the namespaces the configuration's routes name. It prints a fix for every failure and fails if any did.",
 	},
@@ -197,7 +204,7 @@ var commandText = map[string][]string{
 }
 
 // hiddenCommands are run() commands topUsage leaves out: internal ones.
-var hiddenCommands = []string{"plugin", "manpage", "help"}
+var hiddenCommands = []string{"plugin simulator", "manpage", "help"}
 
 // hostEnv is every environment variable hsmhost and its built-in plugin
 // read; manpage_test.go checks the Go sources for others.

@@ -232,33 +232,9 @@ func startBackends(ctx context.Context, cfg *config.Config, log hclog.Logger, me
 	}
 	var started []hostsvc.Backend
 	for _, b := range cfg.Backends {
-		spec := pluginhost.Spec{
-			Name: b.Name, Command: b.Plugin, SHA256: b.SHA256,
-			Settings: maps.Clone(b.Settings), Logger: log.Named("backend"),
-		}
-		if spec.Settings == nil {
-			spec.Settings = map[string]string{}
-		}
+		spec := backendSpec(b, exe, log)
 		if metrics != nil {
 			spec.Restarted = metrics.Backend(b.Name)
-		}
-		// Plugins log at the host's level (--log-level and the file's
-		// included), as JSON lines that hsmhost relays in its own format.
-		spec.Env = append(spec.Env, "HSMBRIDGE_LOG_LEVEL="+log.GetLevel().String())
-		if name, ok := b.Builtin(); ok {
-			spec.Command, spec.Args = exe, []string{"plugin", name}
-			// The plugin does not see hsmhost's environment, so the host
-			// resolves the simulator's default state directory for it.
-			if name == "simulator" && spec.Settings[simulator.SettingStateDir] == "" {
-				spec.Settings[simulator.SettingStateDir] = simulator.DefaultStateDir()
-			}
-		}
-		for _, name := range b.PassEnv {
-			if v, ok := os.LookupEnv(name); ok {
-				spec.Env = append(spec.Env, name+"="+v)
-			} else {
-				log.Warn("pass_env names a variable that is not set", "backend", b.Name, "variable", name)
-			}
 		}
 		pb, err := pluginhost.Start(ctx, spec)
 		if err != nil {
@@ -276,6 +252,37 @@ func startBackends(ctx context.Context, cfg *config.Config, log hclog.Logger, me
 		routes = append(routes, hostsvc.Route{Prefix: r.Prefix, Backend: r.Backend})
 	}
 	return started, routes, nil
+}
+
+// backendSpec is how one configured backend's plugin is run: hsmhost
+// itself for a built-in one, the environment the config passes it.
+func backendSpec(b config.Backend, exe string, log hclog.Logger) pluginhost.Spec {
+	spec := pluginhost.Spec{
+		Name: b.Name, Command: b.Plugin, SHA256: b.SHA256,
+		Settings: maps.Clone(b.Settings), Logger: log.Named("backend"),
+	}
+	if spec.Settings == nil {
+		spec.Settings = map[string]string{}
+	}
+	// Plugins log at the host's level (--log-level and the file's
+	// included), as JSON lines that hsmhost relays in its own format.
+	spec.Env = append(spec.Env, "HSMBRIDGE_LOG_LEVEL="+log.GetLevel().String())
+	if name, ok := b.Builtin(); ok {
+		spec.Command, spec.Args = exe, []string{"plugin", name}
+		// The plugin does not see hsmhost's environment, so the host
+		// resolves the simulator's default state directory for it.
+		if name == "simulator" && spec.Settings[simulator.SettingStateDir] == "" {
+			spec.Settings[simulator.SettingStateDir] = simulator.DefaultStateDir()
+		}
+	}
+	for _, name := range b.PassEnv {
+		if v, ok := os.LookupEnv(name); ok {
+			spec.Env = append(spec.Env, name+"="+v)
+		} else {
+			log.Warn("pass_env names a variable that is not set", "backend", b.Name, "variable", name)
+		}
+	}
+	return spec
 }
 
 func closeAll(bs []hostsvc.Backend) {

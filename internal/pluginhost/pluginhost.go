@@ -110,14 +110,17 @@ func Start(ctx context.Context, spec Spec) (*Backend, error) {
 	return b, nil
 }
 
-func (b *Backend) launch(ctx context.Context) error {
-	cmd := exec.Command(b.spec.Command, b.spec.Args...)
+// dial starts the plugin's process through go-plugin (handshake, mTLS,
+// the pinned checksum) and dispenses its client, which has already asked
+// the plugin to describe itself.
+func dial(spec Spec, log hclog.Logger) (*plugin.Client, *sdk.Client, error) {
+	cmd := exec.Command(spec.Command, spec.Args...)
 	for _, name := range passedThrough {
 		if v, ok := os.LookupEnv(name); ok {
 			cmd.Env = append(cmd.Env, name+"="+v)
 		}
 	}
-	cmd.Env = append(cmd.Env, b.spec.Env...)
+	cmd.Env = append(cmd.Env, spec.Env...)
 	cmd.SysProcAttr = procAttr() // go-plugin runs the Cmd as given
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
@@ -127,13 +130,13 @@ func (b *Backend) launch(ctx context.Context) error {
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		StartTimeout:     startTimeout,
-		Logger:           relayed{b.log},
+		Logger:           relayed{log},
 		GRPCDialOptions:  sdk.DialOptions(),
 	}
-	if b.spec.SHA256 != "" {
-		sum, err := hex.DecodeString(b.spec.SHA256)
+	if spec.SHA256 != "" {
+		sum, err := hex.DecodeString(spec.SHA256)
 		if err != nil || len(sum) != sha256.Size {
-			return core.Errorf(core.KindInvalidInput, "backend %q: sha256 %q is not 64 hex digits", b.spec.Name, b.spec.SHA256)
+			return nil, nil, core.Errorf(core.KindInvalidInput, "backend %q: sha256 %q is not 64 hex digits", spec.Name, spec.SHA256)
 		}
 		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	}
@@ -142,17 +145,46 @@ func (b *Backend) launch(ctx context.Context) error {
 	if err != nil {
 		client.Kill()
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return core.Errorf(core.KindPermissionDenied,
-				"backend %q: plugin %s does not match its pinned sha256; refusing to start it", b.spec.Name, b.spec.Command)
+			return nil, nil, core.Errorf(core.KindPermissionDenied,
+				"backend %q: plugin %s does not match its pinned sha256; refusing to start it", spec.Name, spec.Command)
 		}
-		return core.Errorf(core.KindUnavailable, "backend %q: starting plugin %s: %w", b.spec.Name, b.spec.Command, err)
+		return nil, nil, core.Errorf(core.KindUnavailable, "backend %q: starting plugin %s: %w", spec.Name, spec.Command, err)
 	}
 	raw, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
 		client.Kill()
-		return core.Errorf(core.KindUnavailable, "backend %q: plugin %s: %w", b.spec.Name, b.spec.Command, err)
+		return nil, nil, core.Errorf(core.KindUnavailable, "backend %q: plugin %s: %w", spec.Name, spec.Command, err)
 	}
-	conn := raw.(*sdk.Client)
+	return client, raw.(*sdk.Client), nil
+}
+
+// Probed is what a plugin says of itself before it is configured.
+type Probed struct {
+	Protocol    int // the go-plugin protocol version negotiated
+	Description core.BackendDescription
+}
+
+// Probe starts the plugin as Start would (same handshake, environment and
+// checksum check), reads its description without configuring it, and
+// stops it: what `hsmhost plugin verify` and `plugin list` show.
+func Probe(spec Spec) (Probed, error) {
+	if spec.Logger == nil {
+		spec.Logger = hclog.NewNullLogger()
+	}
+	client, conn, err := dial(spec, spec.Logger.Named(spec.Name))
+	if err != nil {
+		return Probed{}, err
+	}
+	defer client.Kill()
+	defer conn.Close()
+	return Probed{Protocol: client.NegotiatedVersion(), Description: conn.Description()}, nil
+}
+
+func (b *Backend) launch(ctx context.Context) error {
+	client, conn, err := dial(b.spec, b.log)
+	if err != nil {
+		return err
+	}
 	cctx, cancel := context.WithTimeout(ctx, defaultCallTime)
 	defer cancel()
 	if err := conn.Configure(cctx, b.spec.Settings); err != nil {
