@@ -52,8 +52,8 @@ cat > "$doc/copyright" <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: hsmbridge
 Comment: Built from the hsmbridge source tree; the licences of the Go
- modules compiled into hsmhost and the plugins are listed in go.sum's
- modules' own LICENSE files.
+ modules compiled into hsmhost and the plugins are those of go.sum (and of
+ plugins/pkcs11/go.sum for hsmbridge-pkcs11), under their own LICENSE files.
 EOF
 
 install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm "$root/DEBIAN/"
@@ -93,7 +93,8 @@ Description: OpenSSL 3 provider and host for keys held in an HSM
  This package installs the provider module in OpenSSL's modules directory
  (as hsmbridge, akv_provider and azihsm_provider), the hsmhost daemon as the
  systemd service hsmhost.service (user hsmbridge), and the backend plugins:
- a software simulator, Azure Managed HSM and the Azure Integrated HSM device.
+ a software simulator, Azure Managed HSM, the Azure Integrated HSM device,
+ and PKCS#11 (any token that ships a PKCS#11 module).
 EOF
 
 (cd "$root" && find . -type f ! -path './DEBIAN/*' ! -path './etc/*' -printf '%P\0' | sort -z | xargs -0 md5sum) > "$root/DEBIAN/md5sums"

@@ -89,12 +89,16 @@ step "apt-get install ./$deb"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb" > "$work/apt.log" 2>&1 || { cat "$work/apt.log"; fail "apt-get install"; }
 dpkg -L hsmbridge > "$work/files"
 modules=$(openssl version -m | sed -n 's/^MODULESDIR: "\(.*\)"$/\1/p')
-for f in /usr/bin/hsmhost /usr/lib/hsmbridge/plugins/hsmbridge-{simulator,mhsm,azihsm} \
+for f in /usr/bin/hsmhost /usr/lib/hsmbridge/plugins/hsmbridge-{simulator,mhsm,azihsm,pkcs11} \
 	"$modules"/{hsmbridge,akv_provider,azihsm_provider}.so /lib/systemd/system/hsmhost.service \
 	/etc/hsmbridge/hsmhost.hcl /etc/hsmbridge/openssl-hsmbridge.cnf; do
 	[ -e "$f" ] || fail "$f is not installed"
 done
-ok "hsmhost, 3 plugins, 3 module names in $modules, the unit, the conffiles"
+ok "hsmhost, 4 plugins, 3 module names in $modules, the unit, the conffiles"
+for p in /usr/lib/hsmbridge/plugins/*; do
+	/usr/bin/hsmhost plugin verify "$p" > "$work/verify.out" 2>&1 || { cat "$work/verify.out"; fail "hsmhost plugin verify $p"; }
+done
+ok "each installed plugin passes hsmhost plugin verify"
 getent passwd hsmbridge >/dev/null || fail "postinst made no user hsmbridge"
 getent group hsmbridge >/dev/null || fail "postinst made no group hsmbridge"
 [ "$(id -gn hsmbridge)" = hsmbridge ] || fail "user hsmbridge's group is $(id -gn hsmbridge)"

@@ -354,7 +354,7 @@ func hsmhostPage(version string) (string, error) {
 	w.Item(manpage.Bold("/etc/hsmbridge/hsmhost.env"), "Environment of the system service (VAR=value lines, such as backend credentials), if it exists; keep it mode 0600.")
 	w.Item(manpage.Bold("/run/hsmbridge/hsmhost.sock"), "The socket of root's or the system service's hsmhost; users' own hosts default to $XDG_RUNTIME_DIR/hsmbridge/hsmhost.sock or /tmp/hsmbridge-<uid>/hsmhost.sock.")
 	w.Item(manpage.Bold("/var/lib/hsmbridge"), "The state directory of root's or the system service's hsmhost.")
-	w.Item(manpage.Bold("/usr/lib/hsmbridge/plugins/"), "The backend plugins of the Debian package (hsmbridge-simulator, hsmbridge-mhsm, hsmbridge-azihsm); make install puts them in /usr/local/lib/hsmbridge/plugins/. A backend's plugin attribute names one by its absolute path.")
+	w.Item(manpage.Bold("/usr/lib/hsmbridge/plugins/"), "The backend plugins of the Debian package (hsmbridge-simulator, hsmbridge-mhsm, hsmbridge-azihsm, hsmbridge-pkcs11); make install puts them in /usr/local/lib/hsmbridge/plugins/. A backend's plugin attribute names one by its absolute path.")
 	w.Item(manpage.Bold("/lib/systemd/system/hsmhost.service"), "The system service: user hsmbridge, group hsmbridge for applications, state in /var/lib/hsmbridge, socket in /run/hsmbridge, sandboxed.")
 
 	w.Section("EXIT STATUS")
