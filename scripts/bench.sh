@@ -21,6 +21,8 @@
 #      pages of the one file they share twice (both are printed). RSS the
 #      provider and one key add to a process (build/bin/provrss): <= 1 MB
 #      (a MB here is 1024 of /proc's kB)
+#   7. the PKCS#11 plugin on a SoftHSM2 token: RSA-2048 and P-256 signing
+#      ops/s and p50 beside the default provider (no target)
 #
 # The machine is shared and noisy: figures are medians, baselines come from
 # the same run, compare ratios, not absolutes. BENCH_SECONDS (default 2) is
@@ -229,6 +231,48 @@ fig_masked_device() {
 	dev_pid=
 }
 
+# 7. A third party's backend: the PKCS#11 plugin (plugins/pkcs11) on a fresh
+# SoftHSM2 token, through a host of its own; no target, the figures beside
+# the default provider's in the same run.
+fig_pkcs11() {
+	section "7. the PKCS#11 plugin on SoftHSM2, RSA-2048 and P-256 (build/bin/signbench)"
+	local p11=$work/pkcs11 module=/usr/lib/softhsm/libsofthsm2.so alg t
+	if [ ! -e "$module" ] || [ ! -x "$root/build/plugins/hsmbridge-pkcs11" ]; then
+		echo "(SoftHSM2 or the pkcs11 plugin is missing: make deps build installs them)"
+		return
+	fi
+	mkdir -p "$p11/tokens"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$p11/tokens" >"$p11/softhsm2.conf"
+	export SOFTHSM2_CONF=$p11/softhsm2.conf
+	softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 5678 >/dev/null
+	cat >"$p11/hsmhost.hcl" <<-EOF
+		backend "p11" {
+		  plugin   = "$root/build/plugins/hsmbridge-pkcs11"
+		  pass_env = ["SOFTHSM2_CONF"]
+		  settings = { module = "$module", token_label = "bench", pin = "1234", namespace = "MyHSM", sessions = "8" }
+		}
+		route {
+		  prefix  = "managedhsm:MyHSM:"
+		  backend = "p11"
+		}
+	EOF
+	start_host dev_pid "$p11/hsmhost.sock" "$p11/hsmhost.log" --config "$p11/hsmhost.hcl"
+	HSMBRIDGE_SOCKET=$p11/hsmhost.sock "$bin/hsmhost" key create managedhsm:MyHSM:bench-rsa2048 --kty RSA --size 2048 --ops sign,decrypt >/dev/null
+	HSMBRIDGE_SOCKET=$p11/hsmhost.sock "$bin/hsmhost" key create managedhsm:MyHSM:bench-p256 --kty EC --curve P-256 --ops sign >/dev/null
+	HSMBRIDGE_SOCKET=$p11/hsmhost.sock signbench -l pkcs11-softhsm -t 1,4
+	for alg in RSA-2048 P-256; do
+		for t in 1 4; do
+			figures+=("$(printf '%-50s %14s  %s' "7. $alg sign ops/s, pkcs11 / default, $t thr" \
+				"$(ratio "$(row sign $alg pkcs11-softhsm $t ops)" "$(row sign $alg default-file $t ops)") x" \
+				"(no target) $(row sign $alg pkcs11-softhsm $t ops) vs $(row sign $alg default-file $t ops) ops/s; p50 $(row sign $alg pkcs11-softhsm $t p50) us")")
+		done
+	done
+	kill "$dev_pid"
+	wait "$dev_pid" 2>/dev/null || true
+	dev_pid=
+	unset SOFTHSM2_CONF
+}
+
 # The simulator's own signing and decryption in one process: the backend's
 # work, which figures 2 (decrypt) and 3 take out; the median of 3 runs.
 fig_sim_inprocess() {
@@ -362,6 +406,7 @@ fig_sign
 fig_decrypt
 fig_masked_sim
 fig_masked_device
+fig_pkcs11
 fig_host_cpu
 fig_oneshot_cli
 fig_rss
