@@ -9,3 +9,11 @@ type Check struct {
 	Detail string
 	Fix    string
 }
+
+// Counter is one count a backend keeps of its own work, exported by
+// hsmhost as a metric: Name is lower case, digits and _ ("retries"), and
+// Value only grows while the backend runs.
+type Counter struct {
+	Name  string
+	Value uint64
+}

@@ -126,6 +126,13 @@ type Diagnoser interface {
 	Diagnose(ctx context.Context, namespace string) ([]core.Check, error)
 }
 
+// StatsReporter is optional: counts a backend keeps of its own work (a
+// cloud HSM's retries, throttled answers, token requests), read whenever
+// hsmhost's metrics are scraped, so it must be quick.
+type StatsReporter interface {
+	Stats() []core.Counter
+}
+
 // Configurer receives the backend's settings from the host's config before
 // any other call.
 type Configurer interface {

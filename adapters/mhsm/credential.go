@@ -87,6 +87,16 @@ func (b *Backend) credentialLocked() (*namedCredential, error) {
 	return b.cred, nil
 }
 
+// Stats implements ports.StatsReporter: retries, throttled answers and
+// token requests since the backend started.
+func (b *Backend) Stats() []core.Counter {
+	return []core.Counter{
+		{Name: "retries", Value: b.counts.retries.Load()},
+		{Name: "throttled", Value: b.counts.throttled.Load()},
+		{Name: "token_requests", Value: uint64(b.TokenRequests())},
+	}
+}
+
 // TokenRequests is how many tokens the backend's credential has been asked
 // for so far (for diagnostics and tests).
 func (b *Backend) TokenRequests() int64 {

@@ -166,20 +166,23 @@ type Backend struct {
 
 	cacheMu sync.RWMutex
 	cache   map[core.KeyID]core.KeyInfo // pinned versions only
+
+	counts counts // for Stats
 }
 
 var (
-	_ ports.KeyLookup    = (*Backend)(nil)
-	_ ports.KeyWrapper   = (*Backend)(nil)
-	_ ports.KeyLister    = (*Backend)(nil)
-	_ ports.KeyGenerator = (*Backend)(nil)
-	_ ports.KeyImporter  = (*Backend)(nil)
-	_ ports.KeyDeleter   = (*Backend)(nil)
-	_ ports.Signer       = (*Backend)(nil)
-	_ ports.Decrypter    = (*Backend)(nil)
-	_ ports.RandomSource = (*Backend)(nil)
-	_ ports.Configurer   = (*Backend)(nil)
-	_ ports.SchemeLister = (*Backend)(nil)
+	_ ports.KeyLookup     = (*Backend)(nil)
+	_ ports.KeyWrapper    = (*Backend)(nil)
+	_ ports.KeyLister     = (*Backend)(nil)
+	_ ports.KeyGenerator  = (*Backend)(nil)
+	_ ports.KeyImporter   = (*Backend)(nil)
+	_ ports.KeyDeleter    = (*Backend)(nil)
+	_ ports.Signer        = (*Backend)(nil)
+	_ ports.Decrypter     = (*Backend)(nil)
+	_ ports.RandomSource  = (*Backend)(nil)
+	_ ports.Configurer    = (*Backend)(nil)
+	_ ports.StatsReporter = (*Backend)(nil)
+	_ ports.SchemeLister  = (*Backend)(nil)
 )
 
 // New returns a backend with default settings; Configure may change them
@@ -410,7 +413,7 @@ func (b *Backend) clientFor(hsm string, remember bool) (*hsmClient, error) {
 	}
 	kc, err := azkeys.NewClient(endpoint, cred, &azkeys.ClientOptions{
 		ClientOptions: azcore.ClientOptions{
-			Transport:  retryGuard{next: transport},
+			Transport:  retryGuard{next: transport, counts: &b.counts},
 			Retry:      b.cfg.retry,
 			APIVersion: b.cfg.apiVersion,
 			Telemetry:  policy.TelemetryOptions{ApplicationID: "hsmbridge"},

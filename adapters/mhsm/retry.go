@@ -113,13 +113,27 @@ func (e *cutOff) Unwrap() error { return e.err }
 // triesKey holds a call's try counter (*atomic.Int32) in its context.
 type triesKey struct{}
 
+// counts are what the backend reports in Stats.
+type counts struct {
+	retries   atomic.Uint64 // tries after a call's first (a 401 challenge's re-send is not one)
+	throttled atomic.Uint64 // 429 answers
+}
+
 // retryGuard applies the rules above around the real transport.
-type retryGuard struct{ next policy.Transporter }
+type retryGuard struct {
+	next   policy.Transporter
+	counts *counts
+}
 
 func (g retryGuard) Do(req *http.Request) (*http.Response, error) {
 	resp, err := g.next.Do(req)
 	if n, ok := req.Context().Value(triesKey{}).(*atomic.Int32); ok && (err != nil || resp.StatusCode != http.StatusUnauthorized) {
-		n.Add(1)
+		if n.Add(1) > 1 && g.counts != nil {
+			g.counts.retries.Add(1)
+		}
+	}
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests && g.counts != nil {
+		g.counts.throttled.Add(1)
 	}
 	change := changesHSM(req)
 	if err != nil {

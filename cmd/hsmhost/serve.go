@@ -136,6 +136,7 @@ func serve(args []string, stderr io.Writer) error {
 		FrameTimeout: cfg.FrameTimeout, MaxConnsPerUID: perUID}
 	if metrics != nil {
 		metrics.WatchServer(srv.Stats)
+		metrics.WatchBackends(svc.BackendStats)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

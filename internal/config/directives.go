@@ -59,7 +59,7 @@ var Directives = []Directive{
 		Meaning: "The most audit lines a second (one second's worth may come at once); the lines beyond are counted, and a line \"audit lines suppressed\" with the count follows a second later. 0 means no limit. A reload applies a change.",
 		Example: `audit_rate = 100`},
 	{Name: "metrics_listen", Kind: "string", Default: "none (no metrics)",
-		Meaning: "host:port where hsmhost serves Prometheus metrics at /metrics, over plain HTTP without authentication: key operations by backend, op, algorithm and result, their latency, plugin restarts, client connections and sessions. No key references or data are exported, but keep it on loopback or a monitoring network. Takes effect on restart.",
+		Meaning: "host:port where hsmhost serves Prometheus metrics at /metrics, over plain HTTP without authentication: key operations by backend, op, algorithm and result, their latency, plugin restarts, client connections and sessions, and what the plugins count of their own work (Managed HSM retries, throttled answers, token requests). No key references or data are exported, but keep it on loopback or a monitoring network. Takes effect on restart.",
 		Example: `metrics_listen = "127.0.0.1:9464"`},
 	{Name: "admin_users", Kind: "list of strings", Default: "none",
 		Meaning: "Users (names or uids) who may administer keys (key create, import, delete) besides root and hsmhost's own user.",

@@ -309,6 +309,19 @@ func (b *Backend) DataPath() string {
 	return b.conn.DataPath()
 }
 
+// Stats reads the counters the running plugin keeps of its own work; none
+// while it is down (the next call restarts it, not a scrape).
+func (b *Backend) Stats(ctx context.Context) ([]core.Counter, error) {
+	b.mu.Lock()
+	conn := b.conn
+	up := b.client != nil && !b.client.Exited()
+	b.mu.Unlock()
+	if !up {
+		return nil, nil
+	}
+	return conn.Stats(ctx)
+}
+
 // Name is the backend's name in the config.
 func (b *Backend) Name() string { return b.spec.Name }
 

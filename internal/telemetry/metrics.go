@@ -154,6 +154,35 @@ func (m *Metrics) WatchServer(stats func() socketserver.Stats) {
 	)
 }
 
+// backendEvents is the one family the backends' own counters are exported
+// in, labelled by backend and event.
+var backendEvents = prometheus.NewDesc(Namespace+"_backend_events_total",
+	"Events a backend plugin counts of its own work, by event; Managed HSM: retries (tries sent again after a throttled, failed or timed-out one), throttled (429 answers), token_requests (access tokens asked of its credential: the first and each refresh). They start again at 0 when the plugin is restarted.",
+	[]string{"backend", "event"}, nil)
+
+// backendStats collects the backends' counters at each scrape.
+type backendStats struct {
+	read func(context.Context) map[string][]core.Counter
+}
+
+func (backendStats) Describe(ch chan<- *prometheus.Desc) { ch <- backendEvents }
+
+func (b backendStats) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for name, counters := range b.read(ctx) {
+		for _, c := range counters {
+			ch <- prometheus.MustNewConstMetric(backendEvents, prometheus.CounterValue, float64(c.Value), name, c.Name)
+		}
+	}
+}
+
+// WatchBackends exports the counters the backends keep of their own work
+// (hostsvc.Service.BackendStats), read from the plugins at each scrape.
+func (m *Metrics) WatchBackends(read func(context.Context) map[string][]core.Counter) {
+	m.Registry.MustRegister(backendStats{read: read})
+}
+
 // WatchAudit exports how many audit lines the rate limit dropped.
 func (m *Metrics) WatchAudit(a *Audit) {
 	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

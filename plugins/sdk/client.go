@@ -3,6 +3,9 @@ package sdk
 import (
 	"context"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/hsmbridge/hsmbridge/core"
 	pb "github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb"
 )
@@ -284,6 +287,23 @@ func (c *Client) Diagnose(ctx context.Context, namespace string) ([]core.Check, 
 	out := make([]core.Check, len(r.GetChecks()))
 	for i, ch := range r.GetChecks() {
 		out[i] = core.Check{Name: ch.GetName(), OK: ch.GetOk(), Detail: ch.GetDetail(), Fix: ch.GetFix()}
+	}
+	return out, nil
+}
+
+// Stats reads the counters the plugin keeps of its own work; a plugin
+// without any, or one built before Stats existed, has none.
+func (c *Client) Stats(ctx context.Context) ([]core.Counter, error) {
+	r, err := c.rpc.Stats(ctx, &pb.StatsRequest{})
+	if status.Code(err) == codes.Unimplemented {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := make([]core.Counter, len(r.GetCounters()))
+	for i, k := range r.GetCounters() {
+		out[i] = core.Counter{Name: k.GetName(), Value: k.GetValue()}
 	}
 	return out, nil
 }

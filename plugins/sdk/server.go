@@ -272,6 +272,16 @@ func (s *server) Diagnose(ctx context.Context, r *pb.DiagnoseRequest) (*pb.Diagn
 	return out, nil
 }
 
+func (s *server) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse, error) {
+	out := &pb.StatsResponse{}
+	if r, ok := s.impl.(ports.StatsReporter); ok {
+		for _, c := range r.Stats() {
+			out.Counters = append(out.Counters, &pb.Counter{Name: c.Name, Value: c.Value})
+		}
+	}
+	return out, nil
+}
+
 func (s *server) maskedMaker(op core.Operation) (ports.MaskedKeyMaker, error) {
 	m, ok := s.impl.(ports.MaskedKeyMaker)
 	if !ok {

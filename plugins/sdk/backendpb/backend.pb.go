@@ -2808,6 +2808,141 @@ func (*DataResponse_WrappingKey) isDataResponse_Result() {}
 
 func (*DataResponse_EndSession) isDataResponse_Result() {}
 
+type StatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsRequest) Reset() {
+	*x = StatsRequest{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsRequest) ProtoMessage() {}
+
+func (x *StatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
+func (*StatsRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{43}
+}
+
+type StatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Counters      []*Counter             `protobuf:"bytes,1,rep,name=counters,proto3" json:"counters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsResponse) Reset() {
+	*x = StatsResponse{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsResponse) ProtoMessage() {}
+
+func (x *StatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
+func (*StatsResponse) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *StatsResponse) GetCounters() []*Counter {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
+// A count that only grows while the plugin runs (it starts again at 0 when
+// the plugin is restarted).
+type Counter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lower case, digits and _ (e.g. "retries").
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         uint64 `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Counter) Reset() {
+	*x = Counter{}
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Counter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Counter) ProtoMessage() {}
+
+func (x *Counter) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_backendpb_backend_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Counter.ProtoReflect.Descriptor instead.
+func (*Counter) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_backendpb_backend_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *Counter) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Counter) GetValue() uint64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
 var File_plugins_sdk_backendpb_backend_proto protoreflect.FileDescriptor
 
 const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
@@ -3000,7 +3135,13 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\fwrapping_key\x18\x12 \x01(\v2!.hsmbridge.backend.v1.WrappingKeyH\x00R\vwrappingKey\x12K\n" +
 	"\vend_session\x18\x13 \x01(\v2(.hsmbridge.backend.v1.EndSessionResponseH\x00R\n" +
 	"endSessionB\b\n" +
-	"\x06result2\xd8\x0f\n" +
+	"\x06result\"\x0e\n" +
+	"\fStatsRequest\"J\n" +
+	"\rStatsResponse\x129\n" +
+	"\bcounters\x18\x01 \x03(\v2\x1d.hsmbridge.backend.v1.CounterR\bcounters\"3\n" +
+	"\aCounter\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value2\xaa\x10\n" +
 	"\aBackend\x12Y\n" +
 	"\bDescribe\x12%.hsmbridge.backend.v1.DescribeRequest\x1a&.hsmbridge.backend.v1.DescribeResponse\x12\\\n" +
 	"\tConfigure\x12&.hsmbridge.backend.v1.ConfigureRequest\x1a'.hsmbridge.backend.v1.ConfigureResponse\x12I\n" +
@@ -3025,7 +3166,8 @@ const file_plugins_sdk_backendpb_backend_proto_rawDesc = "" +
 	"\n" +
 	"EndSession\x12'.hsmbridge.backend.v1.EndSessionRequest\x1a(.hsmbridge.backend.v1.EndSessionResponse\x12J\n" +
 	"\x03MAC\x12 .hsmbridge.backend.v1.MACRequest\x1a!.hsmbridge.backend.v1.MACResponse\x12e\n" +
-	"\fOpenDataPath\x12).hsmbridge.backend.v1.OpenDataPathRequest\x1a*.hsmbridge.backend.v1.OpenDataPathResponseB@Z>github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb;backendpbb\x06proto3"
+	"\fOpenDataPath\x12).hsmbridge.backend.v1.OpenDataPathRequest\x1a*.hsmbridge.backend.v1.OpenDataPathResponse\x12P\n" +
+	"\x05Stats\x12\".hsmbridge.backend.v1.StatsRequest\x1a#.hsmbridge.backend.v1.StatsResponseB@Z>github.com/hsmbridge/hsmbridge/plugins/sdk/backendpb;backendpbb\x06proto3"
 
 var (
 	file_plugins_sdk_backendpb_backend_proto_rawDescOnce sync.Once
@@ -3039,7 +3181,7 @@ func file_plugins_sdk_backendpb_backend_proto_rawDescGZIP() []byte {
 	return file_plugins_sdk_backendpb_backend_proto_rawDescData
 }
 
-var file_plugins_sdk_backendpb_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_plugins_sdk_backendpb_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_plugins_sdk_backendpb_backend_proto_goTypes = []any{
 	(*BackendError)(nil),             // 0: hsmbridge.backend.v1.BackendError
 	(*DescribeRequest)(nil),          // 1: hsmbridge.backend.v1.DescribeRequest
@@ -3084,10 +3226,13 @@ var file_plugins_sdk_backendpb_backend_proto_goTypes = []any{
 	(*DataHello)(nil),                // 40: hsmbridge.backend.v1.DataHello
 	(*DataRequest)(nil),              // 41: hsmbridge.backend.v1.DataRequest
 	(*DataResponse)(nil),             // 42: hsmbridge.backend.v1.DataResponse
-	nil,                              // 43: hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
+	(*StatsRequest)(nil),             // 43: hsmbridge.backend.v1.StatsRequest
+	(*StatsResponse)(nil),            // 44: hsmbridge.backend.v1.StatsResponse
+	(*Counter)(nil),                  // 45: hsmbridge.backend.v1.Counter
+	nil,                              // 46: hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
 }
 var file_plugins_sdk_backendpb_backend_proto_depIdxs = []int32{
-	43, // 0: hsmbridge.backend.v1.ConfigureRequest.settings:type_name -> hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
+	46, // 0: hsmbridge.backend.v1.ConfigureRequest.settings:type_name -> hsmbridge.backend.v1.ConfigureRequest.SettingsEntry
 	5,  // 1: hsmbridge.backend.v1.KeyRequest.key:type_name -> hsmbridge.backend.v1.KeyID
 	5,  // 2: hsmbridge.backend.v1.KeyInfo.key:type_name -> hsmbridge.backend.v1.KeyID
 	7,  // 3: hsmbridge.backend.v1.ListKeysResponse.keys:type_name -> hsmbridge.backend.v1.KeyInfo
@@ -3130,57 +3275,60 @@ var file_plugins_sdk_backendpb_backend_proto_depIdxs = []int32{
 	30, // 40: hsmbridge.backend.v1.DataResponse.masked_key_info:type_name -> hsmbridge.backend.v1.MaskedKeyInfo
 	32, // 41: hsmbridge.backend.v1.DataResponse.wrapping_key:type_name -> hsmbridge.backend.v1.WrappingKey
 	35, // 42: hsmbridge.backend.v1.DataResponse.end_session:type_name -> hsmbridge.backend.v1.EndSessionResponse
-	1,  // 43: hsmbridge.backend.v1.Backend.Describe:input_type -> hsmbridge.backend.v1.DescribeRequest
-	3,  // 44: hsmbridge.backend.v1.Backend.Configure:input_type -> hsmbridge.backend.v1.ConfigureRequest
-	6,  // 45: hsmbridge.backend.v1.Backend.GetKey:input_type -> hsmbridge.backend.v1.KeyRequest
-	8,  // 46: hsmbridge.backend.v1.Backend.ListKeys:input_type -> hsmbridge.backend.v1.ListKeysRequest
-	10, // 47: hsmbridge.backend.v1.Backend.CreateKey:input_type -> hsmbridge.backend.v1.CreateKeyRequest
-	11, // 48: hsmbridge.backend.v1.Backend.ImportKey:input_type -> hsmbridge.backend.v1.ImportKeyRequest
-	6,  // 49: hsmbridge.backend.v1.Backend.DeleteKey:input_type -> hsmbridge.backend.v1.KeyRequest
-	14, // 50: hsmbridge.backend.v1.Backend.Sign:input_type -> hsmbridge.backend.v1.SignRequest
-	17, // 51: hsmbridge.backend.v1.Backend.Decrypt:input_type -> hsmbridge.backend.v1.DecryptRequest
-	20, // 52: hsmbridge.backend.v1.Backend.Agree:input_type -> hsmbridge.backend.v1.AgreeRequest
-	21, // 53: hsmbridge.backend.v1.Backend.Derive:input_type -> hsmbridge.backend.v1.DeriveRequest
-	6,  // 54: hsmbridge.backend.v1.Backend.Mask:input_type -> hsmbridge.backend.v1.KeyRequest
-	19, // 55: hsmbridge.backend.v1.Backend.Unmask:input_type -> hsmbridge.backend.v1.MaskedKey
-	22, // 56: hsmbridge.backend.v1.Backend.Random:input_type -> hsmbridge.backend.v1.RandomRequest
-	24, // 57: hsmbridge.backend.v1.Backend.WrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
-	24, // 58: hsmbridge.backend.v1.Backend.UnwrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
-	26, // 59: hsmbridge.backend.v1.Backend.Diagnose:input_type -> hsmbridge.backend.v1.DiagnoseRequest
-	29, // 60: hsmbridge.backend.v1.Backend.GenerateMasked:input_type -> hsmbridge.backend.v1.GenerateMaskedRequest
-	31, // 61: hsmbridge.backend.v1.Backend.ImportWrappingKey:input_type -> hsmbridge.backend.v1.ImportWrappingKeyRequest
-	33, // 62: hsmbridge.backend.v1.Backend.ImportMasked:input_type -> hsmbridge.backend.v1.ImportMaskedRequest
-	34, // 63: hsmbridge.backend.v1.Backend.EndSession:input_type -> hsmbridge.backend.v1.EndSessionRequest
-	36, // 64: hsmbridge.backend.v1.Backend.MAC:input_type -> hsmbridge.backend.v1.MACRequest
-	38, // 65: hsmbridge.backend.v1.Backend.OpenDataPath:input_type -> hsmbridge.backend.v1.OpenDataPathRequest
-	2,  // 66: hsmbridge.backend.v1.Backend.Describe:output_type -> hsmbridge.backend.v1.DescribeResponse
-	4,  // 67: hsmbridge.backend.v1.Backend.Configure:output_type -> hsmbridge.backend.v1.ConfigureResponse
-	7,  // 68: hsmbridge.backend.v1.Backend.GetKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	9,  // 69: hsmbridge.backend.v1.Backend.ListKeys:output_type -> hsmbridge.backend.v1.ListKeysResponse
-	7,  // 70: hsmbridge.backend.v1.Backend.CreateKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	7,  // 71: hsmbridge.backend.v1.Backend.ImportKey:output_type -> hsmbridge.backend.v1.KeyInfo
-	12, // 72: hsmbridge.backend.v1.Backend.DeleteKey:output_type -> hsmbridge.backend.v1.DeleteKeyResponse
-	15, // 73: hsmbridge.backend.v1.Backend.Sign:output_type -> hsmbridge.backend.v1.SignResponse
-	18, // 74: hsmbridge.backend.v1.Backend.Decrypt:output_type -> hsmbridge.backend.v1.DecryptResponse
-	19, // 75: hsmbridge.backend.v1.Backend.Agree:output_type -> hsmbridge.backend.v1.MaskedKey
-	19, // 76: hsmbridge.backend.v1.Backend.Derive:output_type -> hsmbridge.backend.v1.MaskedKey
-	19, // 77: hsmbridge.backend.v1.Backend.Mask:output_type -> hsmbridge.backend.v1.MaskedKey
-	7,  // 78: hsmbridge.backend.v1.Backend.Unmask:output_type -> hsmbridge.backend.v1.KeyInfo
-	23, // 79: hsmbridge.backend.v1.Backend.Random:output_type -> hsmbridge.backend.v1.RandomResponse
-	25, // 80: hsmbridge.backend.v1.Backend.WrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
-	25, // 81: hsmbridge.backend.v1.Backend.UnwrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
-	28, // 82: hsmbridge.backend.v1.Backend.Diagnose:output_type -> hsmbridge.backend.v1.DiagnoseResponse
-	30, // 83: hsmbridge.backend.v1.Backend.GenerateMasked:output_type -> hsmbridge.backend.v1.MaskedKeyInfo
-	32, // 84: hsmbridge.backend.v1.Backend.ImportWrappingKey:output_type -> hsmbridge.backend.v1.WrappingKey
-	30, // 85: hsmbridge.backend.v1.Backend.ImportMasked:output_type -> hsmbridge.backend.v1.MaskedKeyInfo
-	35, // 86: hsmbridge.backend.v1.Backend.EndSession:output_type -> hsmbridge.backend.v1.EndSessionResponse
-	37, // 87: hsmbridge.backend.v1.Backend.MAC:output_type -> hsmbridge.backend.v1.MACResponse
-	39, // 88: hsmbridge.backend.v1.Backend.OpenDataPath:output_type -> hsmbridge.backend.v1.OpenDataPathResponse
-	66, // [66:89] is the sub-list for method output_type
-	43, // [43:66] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	45, // 43: hsmbridge.backend.v1.StatsResponse.counters:type_name -> hsmbridge.backend.v1.Counter
+	1,  // 44: hsmbridge.backend.v1.Backend.Describe:input_type -> hsmbridge.backend.v1.DescribeRequest
+	3,  // 45: hsmbridge.backend.v1.Backend.Configure:input_type -> hsmbridge.backend.v1.ConfigureRequest
+	6,  // 46: hsmbridge.backend.v1.Backend.GetKey:input_type -> hsmbridge.backend.v1.KeyRequest
+	8,  // 47: hsmbridge.backend.v1.Backend.ListKeys:input_type -> hsmbridge.backend.v1.ListKeysRequest
+	10, // 48: hsmbridge.backend.v1.Backend.CreateKey:input_type -> hsmbridge.backend.v1.CreateKeyRequest
+	11, // 49: hsmbridge.backend.v1.Backend.ImportKey:input_type -> hsmbridge.backend.v1.ImportKeyRequest
+	6,  // 50: hsmbridge.backend.v1.Backend.DeleteKey:input_type -> hsmbridge.backend.v1.KeyRequest
+	14, // 51: hsmbridge.backend.v1.Backend.Sign:input_type -> hsmbridge.backend.v1.SignRequest
+	17, // 52: hsmbridge.backend.v1.Backend.Decrypt:input_type -> hsmbridge.backend.v1.DecryptRequest
+	20, // 53: hsmbridge.backend.v1.Backend.Agree:input_type -> hsmbridge.backend.v1.AgreeRequest
+	21, // 54: hsmbridge.backend.v1.Backend.Derive:input_type -> hsmbridge.backend.v1.DeriveRequest
+	6,  // 55: hsmbridge.backend.v1.Backend.Mask:input_type -> hsmbridge.backend.v1.KeyRequest
+	19, // 56: hsmbridge.backend.v1.Backend.Unmask:input_type -> hsmbridge.backend.v1.MaskedKey
+	22, // 57: hsmbridge.backend.v1.Backend.Random:input_type -> hsmbridge.backend.v1.RandomRequest
+	24, // 58: hsmbridge.backend.v1.Backend.WrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
+	24, // 59: hsmbridge.backend.v1.Backend.UnwrapKey:input_type -> hsmbridge.backend.v1.WrapRequest
+	26, // 60: hsmbridge.backend.v1.Backend.Diagnose:input_type -> hsmbridge.backend.v1.DiagnoseRequest
+	29, // 61: hsmbridge.backend.v1.Backend.GenerateMasked:input_type -> hsmbridge.backend.v1.GenerateMaskedRequest
+	31, // 62: hsmbridge.backend.v1.Backend.ImportWrappingKey:input_type -> hsmbridge.backend.v1.ImportWrappingKeyRequest
+	33, // 63: hsmbridge.backend.v1.Backend.ImportMasked:input_type -> hsmbridge.backend.v1.ImportMaskedRequest
+	34, // 64: hsmbridge.backend.v1.Backend.EndSession:input_type -> hsmbridge.backend.v1.EndSessionRequest
+	36, // 65: hsmbridge.backend.v1.Backend.MAC:input_type -> hsmbridge.backend.v1.MACRequest
+	38, // 66: hsmbridge.backend.v1.Backend.OpenDataPath:input_type -> hsmbridge.backend.v1.OpenDataPathRequest
+	43, // 67: hsmbridge.backend.v1.Backend.Stats:input_type -> hsmbridge.backend.v1.StatsRequest
+	2,  // 68: hsmbridge.backend.v1.Backend.Describe:output_type -> hsmbridge.backend.v1.DescribeResponse
+	4,  // 69: hsmbridge.backend.v1.Backend.Configure:output_type -> hsmbridge.backend.v1.ConfigureResponse
+	7,  // 70: hsmbridge.backend.v1.Backend.GetKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	9,  // 71: hsmbridge.backend.v1.Backend.ListKeys:output_type -> hsmbridge.backend.v1.ListKeysResponse
+	7,  // 72: hsmbridge.backend.v1.Backend.CreateKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	7,  // 73: hsmbridge.backend.v1.Backend.ImportKey:output_type -> hsmbridge.backend.v1.KeyInfo
+	12, // 74: hsmbridge.backend.v1.Backend.DeleteKey:output_type -> hsmbridge.backend.v1.DeleteKeyResponse
+	15, // 75: hsmbridge.backend.v1.Backend.Sign:output_type -> hsmbridge.backend.v1.SignResponse
+	18, // 76: hsmbridge.backend.v1.Backend.Decrypt:output_type -> hsmbridge.backend.v1.DecryptResponse
+	19, // 77: hsmbridge.backend.v1.Backend.Agree:output_type -> hsmbridge.backend.v1.MaskedKey
+	19, // 78: hsmbridge.backend.v1.Backend.Derive:output_type -> hsmbridge.backend.v1.MaskedKey
+	19, // 79: hsmbridge.backend.v1.Backend.Mask:output_type -> hsmbridge.backend.v1.MaskedKey
+	7,  // 80: hsmbridge.backend.v1.Backend.Unmask:output_type -> hsmbridge.backend.v1.KeyInfo
+	23, // 81: hsmbridge.backend.v1.Backend.Random:output_type -> hsmbridge.backend.v1.RandomResponse
+	25, // 82: hsmbridge.backend.v1.Backend.WrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
+	25, // 83: hsmbridge.backend.v1.Backend.UnwrapKey:output_type -> hsmbridge.backend.v1.WrapResponse
+	28, // 84: hsmbridge.backend.v1.Backend.Diagnose:output_type -> hsmbridge.backend.v1.DiagnoseResponse
+	30, // 85: hsmbridge.backend.v1.Backend.GenerateMasked:output_type -> hsmbridge.backend.v1.MaskedKeyInfo
+	32, // 86: hsmbridge.backend.v1.Backend.ImportWrappingKey:output_type -> hsmbridge.backend.v1.WrappingKey
+	30, // 87: hsmbridge.backend.v1.Backend.ImportMasked:output_type -> hsmbridge.backend.v1.MaskedKeyInfo
+	35, // 88: hsmbridge.backend.v1.Backend.EndSession:output_type -> hsmbridge.backend.v1.EndSessionResponse
+	37, // 89: hsmbridge.backend.v1.Backend.MAC:output_type -> hsmbridge.backend.v1.MACResponse
+	39, // 90: hsmbridge.backend.v1.Backend.OpenDataPath:output_type -> hsmbridge.backend.v1.OpenDataPathResponse
+	44, // 91: hsmbridge.backend.v1.Backend.Stats:output_type -> hsmbridge.backend.v1.StatsResponse
+	68, // [68:92] is the sub-list for method output_type
+	44, // [44:68] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_plugins_sdk_backendpb_backend_proto_init() }
@@ -3223,7 +3371,7 @@ func file_plugins_sdk_backendpb_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_sdk_backendpb_backend_proto_rawDesc), len(file_plugins_sdk_backendpb_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -56,6 +56,7 @@ const (
 	Backend_EndSession_FullMethodName        = "/hsmbridge.backend.v1.Backend/EndSession"
 	Backend_MAC_FullMethodName               = "/hsmbridge.backend.v1.Backend/MAC"
 	Backend_OpenDataPath_FullMethodName      = "/hsmbridge.backend.v1.Backend/OpenDataPath"
+	Backend_Stats_FullMethodName             = "/hsmbridge.backend.v1.Backend/Stats"
 )
 
 // BackendClient is the client API for Backend service.
@@ -87,6 +88,9 @@ type BackendClient interface {
 	EndSession(ctx context.Context, in *EndSessionRequest, opts ...grpc.CallOption) (*EndSessionResponse, error)
 	MAC(ctx context.Context, in *MACRequest, opts ...grpc.CallOption) (*MACResponse, error)
 	OpenDataPath(ctx context.Context, in *OpenDataPathRequest, opts ...grpc.CallOption) (*OpenDataPathResponse, error)
+	// Optional: counters the backend keeps of its own work (a cloud HSM's
+	// retries, say), which hsmhost exports as metrics.
+	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
 }
 
 type backendClient struct {
@@ -327,6 +331,16 @@ func (c *backendClient) OpenDataPath(ctx context.Context, in *OpenDataPathReques
 	return out, nil
 }
 
+func (c *backendClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatsResponse)
+	err := c.cc.Invoke(ctx, Backend_Stats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -356,6 +370,9 @@ type BackendServer interface {
 	EndSession(context.Context, *EndSessionRequest) (*EndSessionResponse, error)
 	MAC(context.Context, *MACRequest) (*MACResponse, error)
 	OpenDataPath(context.Context, *OpenDataPathRequest) (*OpenDataPathResponse, error)
+	// Optional: counters the backend keeps of its own work (a cloud HSM's
+	// retries, say), which hsmhost exports as metrics.
+	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -434,6 +451,9 @@ func (UnimplementedBackendServer) MAC(context.Context, *MACRequest) (*MACRespons
 }
 func (UnimplementedBackendServer) OpenDataPath(context.Context, *OpenDataPathRequest) (*OpenDataPathResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method OpenDataPath not implemented")
+}
+func (UnimplementedBackendServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -870,6 +890,24 @@ func _Backend_OpenDataPath_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).Stats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_Stats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).Stats(ctx, req.(*StatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -968,6 +1006,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "OpenDataPath",
 			Handler:    _Backend_OpenDataPath_Handler,
+		},
+		{
+			MethodName: "Stats",
+			Handler:    _Backend_Stats_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
