@@ -186,7 +186,7 @@ var commandText = map[string][]string{
 		"Deletes a key and all its versions from its backend.",
 	},
 	"key ref": {
-		"Writes a key-reference file: a PEM block (-----BEGIN HSMBRIDGE KEY REFERENCE-----) that holds only the reference, for programs that take only a key file (nginx's ssl_certificate_key, curl, Python). It holds nothing secret. Unless --offline, hsmhost is asked first whether the key exists.",
+		"Writes a key-reference file for programs that take only a key file (nginx's ssl_certificate_key, curl, Python, HAProxy, stunnel, Apache, Postfix): by default a -----BEGIN PRIVATE KEY----- block, a PKCS#8 PrivateKeyInfo of hsmbridge's key-reference algorithm (OID 2.25.133896219887739542807793727763915612139) holding the versioned reference, which programs that pick PEM blocks by label take for a private key; with --pkcs8=false the older -----BEGIN HSMBRIDGE KEY REFERENCE----- block. Either holds nothing secret, and the provider reads both (hsmbridge(7), KEY REFERENCES). Unless --offline, hsmhost is asked first whether the key exists.",
 	},
 	"plugin list": {
 		"Reads the configuration as serve would and shows each backend's plugin: the sha256 its block pins and whether the binary on disk has it, then, having started the plugin with the backend's environment but without configuring it or routing anything to it, the go-plugin protocol version and the operations and schemes it declares. A binary that does not match its pin is not run. It fails if any plugin cannot be used as configured.",
@@ -273,7 +273,7 @@ func hsmhostPage(version string) (string, error) {
 	w.Example(strings.Join(syn, "\n"))
 
 	w.Section("DESCRIPTION")
-	w.Para("hsmhost is the daemon between OpenSSL applications and the hardware security modules that hold their keys. The hsmbridge OpenSSL provider (hsmbridge(7)), loaded in each application, sends every private-key operation over a Unix socket to `hsmhost serve`, which routes the key reference to a backend plugin by prefix (the built-in simulator, Azure Managed HSM, the Azure Integrated HSM device, or another plugin), checks the access policy, and answers. Private keys exist only in the backends; only hsmhost and its plugins hold backend credentials.")
+	w.Para("hsmhost is the daemon between OpenSSL applications and the hardware security modules that hold their keys. The hsmbridge OpenSSL provider (hsmbridge(7)), loaded in each application, sends every private-key operation over a Unix socket to `hsmhost serve`, which routes the key reference to a backend plugin by prefix (the built-in simulator, Azure Managed HSM, the Azure Integrated HSM device, a PKCS#11 token, or another plugin), checks the access policy, and answers. Private keys exist only in the backends; only hsmhost and its plugins hold backend credentials.")
 	w.Para("The other commands administer keys through a running host, in the manner of `az keyvault key`: they connect to --socket, else $HSMBRIDGE_SOCKET, else the socket the configuration file names, else the default socket.")
 
 	w.Section("COMMANDS")

@@ -21,7 +21,7 @@ openssl genpkey -propquery "?provider=azihsm" -provider default -provider azihsm
     -outform DER -out /dev/null`)
 
 	w.Section("DESCRIPTION")
-	w.Para("The hsmbridge provider lets any OpenSSL 3 application (the `openssl` command, nginx, curl, Python's `ssl`) sign, decrypt, wrap keys and derive with private keys that never enter the application: it holds a key reference and the public key, hashes locally, and sends the digest over a Unix socket to hsmhost(8), which routes it to a backend plugin (a software simulator, Azure Managed HSM, the Azure Integrated HSM device, or another). Verification and encryption are done locally by OpenSSL's default provider.")
+	w.Para("The hsmbridge provider lets any OpenSSL 3 application (the `openssl` command, nginx, curl, Python's `ssl`) sign, decrypt, wrap keys and derive with private keys that never enter the application: it holds a key reference and the public key, hashes locally, and sends the digest over a Unix socket to hsmhost(8), which routes it to a backend plugin (a software simulator, Azure Managed HSM, the Azure Integrated HSM device, a PKCS#11 token, or another). Verification and encryption are done locally by OpenSSL's default provider.")
 	w.Para("The provider is installed in OpenSSL's MODULESDIR (`openssl version -m`), so `-provider NAME` finds it without `-provider-path` or `OPENSSL_MODULES`. It is one object installed under three names; the name it is loaded under selects the property of every algorithm it offers:")
 	for _, n := range LoadNames {
 		w.Item(Bold(n.Name+".so")+"  "+Italic(n.Property), n.Meaning)

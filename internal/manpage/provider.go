@@ -37,8 +37,10 @@ var RefForms = []RefForm{
 		"An RFC 7512 PKCS#11 URI, as pkcs11-provider and libp11 take it: object is the key's CKA_LABEL, id its CKA_ID (the version). Routed by hsmhost's configuration, usually to the PKCS#11 plugin (route prefix \"pkcs11:\"), which also chooses the module and the PIN: pin-value, pin-source, module-name and module-path are refused; manufacturer, model, serial, library-* and slot-* are accepted and ignored."},
 	{"azihsm", "azihsm://<path>;type=ec|rsa|rsa-pss", "azihsm://./ec_p384.bin;type=ec",
 		"A masked key file (the Integrated HSM seed's form), relative to the working directory or absolute; written by genpkey with azihsm.masked_key. type is required."},
-	{"", "-----BEGIN HSMBRIDGE KEY REFERENCE-----", "hsmhost key ref managedhsm:MyHSM:mykey > key.pem",
-		"A key-reference file: a PEM block that holds only the reference (no secret), for programs that take only a key file (nginx, curl, Python). It may follow other PEM blocks, such as the certificate. Loaded once the provider is activated in openssl.cnf."},
+	{"", "-----BEGIN PRIVATE KEY-----", "hsmhost key ref managedhsm:MyHSM:mykey > key.pem",
+		"A key-reference file, the form hsmhost key ref writes by default: a PKCS#8 PrivateKeyInfo whose algorithm is hsmbridge's key-reference identifier (OID 2.25.133896219887739542807793727763915612139) and whose content is the versioned reference; it holds no secret. Programs that pick PEM blocks by label take it for a private key (Apache's SSLProxyMachineCertificateFile, Postfix's smtpd_tls_chain_files), and programs that take only a key file (nginx, curl, Python, HAProxy, stunnel) load it through the provider's decoder. It may follow other PEM blocks, such as the certificate. Loaded once the provider is activated in openssl.cnf. Such a key cannot be exported: openssl pkcs8 -topk8 and pkcs12 -export refuse it, naming the reference."},
+	{"", "-----BEGIN HSMBRIDGE KEY REFERENCE-----", "hsmhost key ref --pkcs8=false managedhsm:MyHSM:mykey > key.pem",
+		"The older key-reference file: a PEM block of its own label holding only the reference; still read everywhere the PKCS#8 form is, except by programs that choose PEM blocks by label."},
 }
 
 // Setting is a directive of the provider's openssl.cnf section.
