@@ -325,3 +325,23 @@ func TestOperationsSettings(t *testing.T) {
 		}
 	}
 }
+
+// Every scheme a canonical reference can have is a valid route prefix (and
+// a partial one still matches); other prefixes are refused, saying why.
+func TestRoutePrefixes(t *testing.T) {
+	for _, p := range []string{"managedhsm:MyHSM:", "hsmbridge:lab:", "azihsm://", "pkcs11:", "pkcs11:token=tok1;", "pkcs", "managed", ""} {
+		if msg := checkPrefix(p); msg != "" {
+			t.Errorf("prefix %q refused: %s", p, msg)
+		}
+	}
+	for p, want := range map[string]string{
+		"akv:vault=X": "akv: references are routed in their canonical form",
+		"PKCS11:":     "canonical schemes are lower case",
+		"pkcs12:":     `unknown scheme "pkcs12" (managedhsm, hsmbridge, azihsm or pkcs11)`,
+		"MyHSM":       "matches no reference: canonical references start with managedhsm:, hsmbridge:, azihsm:// or pkcs11:",
+	} {
+		if msg := checkPrefix(p); !strings.Contains(msg, want) {
+			t.Errorf("prefix %q: %q, want %q", p, msg, want)
+		}
+	}
+}

@@ -88,7 +88,7 @@ var Directives = []Directive{
 		Meaning: "Sends the key references that start with prefix to a backend. References are routed on their canonical form (akv:vault=V,name=k is managedhsm:V:k); among the routes whose prefix matches, the longest wins; a reference no route matches fails with no_route.",
 		Example: `route {`},
 	{Block: "route", Name: "prefix", Kind: "string", Required: true,
-		Meaning: `A prefix of canonical key references; "" matches every reference. Prefixes must be unique; akv: prefixes and unknown schemes are refused.`,
+		Meaning: `A prefix of canonical key references, whose schemes are managedhsm:, hsmbridge:, azihsm:// and pkcs11: (an RFC 7512 URI, e.g. "pkcs11:" for the PKCS#11 plugin); "" matches every reference. Prefixes must be unique; akv: prefixes and unknown schemes are refused.`,
 		Example: `prefix = "managedhsm:MyHSM:"`},
 	{Block: "route", Name: "backend", Kind: "string", Required: true,
 		Meaning: "The name of the backend block that serves these references.",
