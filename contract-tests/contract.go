@@ -216,6 +216,11 @@ func (s *suite) testDescription(t *testing.T) {
 	}
 }
 
+// privateHalf is the usage whose public-key counterpart a usage is.
+var privateHalf = map[core.KeyUsage]core.KeyUsage{
+	core.UsageVerify: core.UsageSign, core.UsageEncrypt: core.UsageDecrypt, core.UsageWrapKey: core.UsageUnwrapKey,
+}
+
 // testKeys creates the suite's keys (when the backend can) and loads the
 // configured ones.
 func (s *suite) testKeys(t *testing.T) {
@@ -255,6 +260,13 @@ func (s *suite) testKeys(t *testing.T) {
 				for _, u := range spec.Usages {
 					if !info.Allows(u) {
 						t.Errorf("created key does not allow %s, which was asked for (allows %v)", u, info.Usages)
+					}
+				}
+				// Nor more than asked: a backend's defaults must not add
+				// usages (a public-key half of one asked for aside).
+				for _, u := range info.Usages {
+					if !slices.Contains(spec.Usages, u) && !slices.Contains(spec.Usages, privateHalf[u]) {
+						t.Errorf("created key allows %s, which was not asked for (asked %v, allows %v)", u, spec.Usages, info.Usages)
 					}
 				}
 				if !info.Enabled {

@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/big"
+	"slices"
 	"sort"
 	"time"
 
@@ -158,6 +159,14 @@ func (b *Backend) info(s pkcs11.SessionHandle, ns string, o object) (core.KeyInf
 	var kt uint64
 	if len(a[0].Value) == 8 {
 		kt = binary.NativeEndian.Uint64(a[0].Value)
+	}
+	if kt == pkcs11.CKK_EC {
+		// Tokens default CKA_DECRYPT and CKA_UNWRAP to true on EC keys
+		// too (SoftHSM2, and so pkcs11-tool's keys), but neither means
+		// anything an EC key can do here.
+		ki.Usages = slices.DeleteFunc(ki.Usages, func(u core.KeyUsage) bool {
+			return u == core.UsageDecrypt || u == core.UsageEncrypt || u == core.UsageUnwrapKey || u == core.UsageWrapKey
+		})
 	}
 	pubs, _ := b.find(s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, o.lbl), pkcs11.NewAttribute(pkcs11.CKA_ID, o.id)})
@@ -332,24 +341,30 @@ func (b *Backend) CreateKey(ctx context.Context, id core.KeyID, spec core.KeySpe
 		return false
 	}
 	ckaid := newCKAID()
+	rsaKey := spec.Type == core.KeyTypeRSA
 	priv := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true), pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, id.Name), pkcs11.NewAttribute(pkcs11.CKA_ID, ckaid),
+		// Every usage attribute is given, false ones too: a token's
+		// defaults may allow more (SoftHSM2 sets CKA_DECRYPT and
+		// CKA_UNWRAP unless told otherwise).
 		pkcs11.NewAttribute(pkcs11.CKA_SIGN, has(core.UsageSign)),
 		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, has(core.UsageDeriveKey)),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, rsaKey && has(core.UsageDecrypt)),
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, rsaKey && has(core.UsageUnwrapKey)),
 	}
 	pub := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_LABEL, id.Name),
 		pkcs11.NewAttribute(pkcs11.CKA_ID, ckaid), pkcs11.NewAttribute(pkcs11.CKA_VERIFY, has(core.UsageSign, core.UsageVerify)),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, rsaKey && has(core.UsageDecrypt, core.UsageEncrypt)),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP, rsaKey && has(core.UsageUnwrapKey, core.UsageWrapKey)),
 	}
 	var mech uint
 	switch spec.Type {
 	case core.KeyTypeRSA:
 		mech = pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN
-		priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, has(core.UsageDecrypt)), pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, has(core.UsageUnwrapKey)))
-		pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, spec.Bits), pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, has(core.UsageDecrypt, core.UsageEncrypt)), pkcs11.NewAttribute(pkcs11.CKA_WRAP, has(core.UsageUnwrapKey, core.UsageWrapKey)))
+		pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, spec.Bits), pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}))
 	case core.KeyTypeEC:
 		oid, ok := curveOIDs[spec.Curve]
 		if !ok {
