@@ -82,6 +82,12 @@ demo-mhsm: build
 demo-azihsm: build
 	@scripts/demo-azihsm.sh
 
+# The Managed HSM seed's flows and nginx with managedhsm: routed by config to
+# the PKCS#11 plugin on a fresh SoftHSM2 token (examples/config/pkcs11-softhsm.hcl).
+.PHONY: demo-pkcs11
+demo-pkcs11: build
+	@scripts/demo-pkcs11.sh
+
 # The examples (examples/nginx on the simulator and on the Managed HSM
 # stand-in, examples/grpc-sidecar on the simulator), each run exactly as its
 # README says: the scripts in order, then its cleanup.
