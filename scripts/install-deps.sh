@@ -3,7 +3,7 @@
 # missing. Needs root for apt-get; without root it only reports what is missing.
 set -euo pipefail
 
-packages=(gcc make pkg-config libssl-dev libprotobuf-c-dev openssl curl nginx-light procps python3 valgrind softhsm2 opensc)
+packages=(gcc make pkg-config libssl-dev libprotobuf-c-dev openssl curl nginx-light procps python3 valgrind softhsm2 opensc libengine-pkcs11-openssl)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
