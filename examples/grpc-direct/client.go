@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -14,7 +13,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/hsmbridge/hsmbridge/examples/grpc-direct/demopb"
+	"github.com/hsmbridge/hsmbridge/examples/grpc-sidecar/greeter"
 )
 
 // clientCmd makes a unary and a streaming call over mutual TLS and prints
@@ -27,7 +26,7 @@ func clientCmd(args []string) error {
 	certFile := fs.String("cert", "client.crt", "the client's certificate (PEM), with -key")
 	caFile := fs.String("ca", "ca.crt", "the CA that the server's certificate must chain to (PEM)")
 	name := fs.String("name", "world", "the name to greet")
-	count := fs.Int("count", 5, "how many messages the streaming call asks for")
+	count := fs.Int("count", 5, "how many replies the streaming call asks for (1 to 100; 0 means 3)")
 	fs.Parse(args)
 
 	roots, err := certPool(*caFile)
@@ -54,12 +53,12 @@ func clientCmd(args []string) error {
 		return err
 	}
 	defer conn.Close()
-	greeter := demopb.NewGreeterClient(conn)
+	c := greeter.NewGreeterClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
 	var p peer.Peer
-	reply, err := greeter.SayHello(ctx, &demopb.HelloRequest{Name: *name}, grpc.Peer(&p))
+	reply, err := c.SayHello(ctx, &greeter.HelloRequest{Name: *name}, grpc.Peer(&p))
 	if err != nil {
 		return fmt.Errorf("SayHello: %s", status.Convert(err).Message())
 	}
@@ -67,12 +66,13 @@ func clientCmd(args []string) error {
 	chain := state.VerifiedChains[0]
 	fmt.Printf("connected to %s over %s, %s\n", p.Addr, tls.VersionName(state.Version), tls.CipherSuiteName(state.CipherSuite))
 	fmt.Printf("server certificate %q, verified against %q\n", chain[0].Subject, chain[len(chain)-1].Subject)
-	fmt.Printf("unary SayHello: %q; the server verified client certificate %q (CA %q)\n",
-		reply.GetMessage(), reply.GetClientSubject(), reply.GetClientIssuer())
+	seen := reply.GetPeer()
+	fmt.Printf("unary SayHello: %q; the server verified client certificate %q (CA %q): %s, %s\n",
+		reply.GetMessage(), seen.GetClientSubject(), seen.GetClientIssuer(), seen.GetClientVerify(), seen.GetTlsProtocol())
 
-	stream, err := greeter.CountTo(ctx, &demopb.CountRequest{To: int32(*count)})
+	stream, err := c.SayHelloStream(ctx, &greeter.HelloRequest{Name: *name, Count: int32(*count)})
 	if err != nil {
-		return fmt.Errorf("CountTo: %s", status.Convert(err).Message())
+		return fmt.Errorf("SayHelloStream: %s", status.Convert(err).Message())
 	}
 	var got []string
 	var subject string
@@ -82,11 +82,19 @@ func clientCmd(args []string) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("CountTo: %s", status.Convert(err).Message())
+			return fmt.Errorf("SayHelloStream: %s", status.Convert(err).Message())
 		}
-		got = append(got, fmt.Sprint(m.GetN()))
-		subject = m.GetClientSubject()
+		got = append(got, fmt.Sprintf("%q", m.GetMessage()))
+		subject = m.GetPeer().GetClientSubject()
 	}
-	fmt.Printf("streaming CountTo(%d): %s; the server verified client certificate %q\n", *count, strings.Join(got, " "), subject)
+	if len(got) == 0 {
+		return fmt.Errorf("SayHelloStream: no reply")
+	}
+	replies := "1 reply, " + got[0]
+	if len(got) > 1 {
+		replies = fmt.Sprintf("%d replies, %s … %s", len(got), got[0], got[len(got)-1])
+	}
+	fmt.Printf("streaming SayHelloStream(count %d): %s; the server verified client certificate %q\n",
+		*count, replies, subject)
 	return nil
 }

@@ -80,13 +80,14 @@ func TestDemoAsTheREADMESays(t *testing.T) {
 	for _, want := range []string{
 		`server certificate "CN=grpc-direct server,O=hsmbridge demo", verified against "CN=grpc-direct demo CA,O=hsmbridge demo"`,
 		`unary SayHello: "Hello, world"; the server verified client certificate "CN=grpc-direct client,O=hsmbridge demo" (CA "CN=grpc-direct demo CA,O=hsmbridge demo")`,
-		`streaming CountTo(5): 1 2 3 4 5; the server verified client certificate "CN=grpc-direct client,O=hsmbridge demo"`,
+		`: SUCCESS, TLS 1.3`,
+		`streaming SayHelloStream(count 5): 5 replies, "Hello #1 of 5, world" … "Hello #5 of 5, world"; the server verified client certificate "CN=grpc-direct client,O=hsmbridge demo"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("run-client.sh did not print %s", want)
 		}
 	}
-	if out := must("run-client.sh", "-name", "HSM", "-count", "3"); !strings.Contains(out, `"Hello, HSM"`) || !strings.Contains(out, "CountTo(3): 1 2 3;") {
+	if out := must("run-client.sh", "-name", "HSM", "-count", "3"); !strings.Contains(out, `"Hello, HSM"`) || !strings.Contains(out, `SayHelloStream(count 3): 3 replies, "Hello #1 of 3, HSM" … "Hello #3 of 3, HSM";`) {
 		t.Error("run-client.sh did not pass its arguments on")
 	}
 
@@ -98,7 +99,7 @@ func TestDemoAsTheREADMESays(t *testing.T) {
 		t.Error("try-untrusted-client.sh: a client was not refused as it should be")
 	}
 	log, _ := os.ReadFile(filepath.Join(work, "logs", "server.log"))
-	for _, want := range []string{`SayHello("world")`, "CountTo(5)",
+	for _, want := range []string{`SayHello("world")`, `SayHelloStream("world", count 5)`,
 		"tls: failed to verify certificate: x509: certificate signed by unknown authority", "tls: client didn't provide a certificate"} {
 		if !strings.Contains(string(log), want) {
 			t.Errorf("the server's log lacks %q:\n%s", want, log)

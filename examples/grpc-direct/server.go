@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/hsmbridge/hsmbridge/examples/grpc-direct/demopb"
+	"github.com/hsmbridge/hsmbridge/examples/grpc-sidecar/greeter"
 )
 
 // serverCmd serves the Greeter over mutual TLS: its certificate key is in
@@ -47,7 +47,7 @@ func serverCmd(args []string) error {
 		MinVersion:   tls.VersionTLS12,
 	})
 	srv := grpc.NewServer(grpc.Creds(loggedCreds{creds}))
-	demopb.RegisterGreeterServer(srv, greeter{})
+	greeter.RegisterGreeterServer(srv, greeterServer{})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -83,47 +83,62 @@ func (c loggedCreds) Clone() credentials.TransportCredentials {
 	return loggedCreds{c.TransportCredentials.Clone()}
 }
 
-type greeter struct {
-	demopb.UnimplementedGreeterServer
+// greeterServer implements the Greeter of the grpc-sidecar example. There
+// the server's nginx sidecar fills each reply's Peer from the TLS session
+// it terminated; here the server terminates TLS itself and fills Peer from
+// its own handshake.
+type greeterServer struct {
+	greeter.UnimplementedGreeterServer
 }
 
-// client is the client certificate the TLS handshake verified.
-func client(ctx context.Context) (subject, issuer string, err error) {
+// client is the client certificate the TLS handshake verified, as a Peer.
+func client(ctx context.Context) (*greeter.Peer, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return "", "", status.Error(codes.Unauthenticated, "no peer")
+		return nil, status.Error(codes.Unauthenticated, "no peer")
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(info.State.VerifiedChains) == 0 {
-		return "", "", status.Error(codes.Unauthenticated, "no verified client certificate")
+		return nil, status.Error(codes.Unauthenticated, "no verified client certificate")
 	}
 	chain := info.State.VerifiedChains[0]
-	subject, issuer = chain[0].Subject.String(), chain[len(chain)-1].Subject.String()
 	fmt.Printf("  from %s: client certificate %q, verified against %q, %s\n",
-		p.Addr, subject, issuer, tls.VersionName(info.State.Version))
-	return subject, issuer, nil
+		p.Addr, chain[0].Subject, chain[len(chain)-1].Subject, tls.VersionName(info.State.Version))
+	return &greeter.Peer{
+		ClientSubject: chain[0].Subject.String(),
+		ClientIssuer:  chain[0].Issuer.String(),
+		ClientVerify:  "SUCCESS",
+		TlsProtocol:   tls.VersionName(info.State.Version),
+	}, nil
 }
 
-func (greeter) SayHello(ctx context.Context, req *demopb.HelloRequest) (*demopb.HelloReply, error) {
+func (greeterServer) SayHello(ctx context.Context, req *greeter.HelloRequest) (*greeter.HelloReply, error) {
 	fmt.Printf("SayHello(%q)\n", req.GetName())
-	subject, issuer, err := client(ctx)
+	p, err := client(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &demopb.HelloReply{Message: "Hello, " + req.GetName(), ClientSubject: subject, ClientIssuer: issuer}, nil
+	return &greeter.HelloReply{Message: "Hello, " + req.GetName(), Peer: p}, nil
 }
 
-func (greeter) CountTo(req *demopb.CountRequest, stream grpc.ServerStreamingServer[demopb.CountReply]) error {
-	fmt.Printf("CountTo(%d)\n", req.GetTo())
-	subject, _, err := client(stream.Context())
+// SayHelloStream sends count replies, as greeter.proto says: 1 to 100, and
+// 3 when count is 0.
+func (greeterServer) SayHelloStream(req *greeter.HelloRequest, stream grpc.ServerStreamingServer[greeter.HelloReply]) error {
+	fmt.Printf("SayHelloStream(%q, count %d)\n", req.GetName(), req.GetCount())
+	p, err := client(stream.Context())
 	if err != nil {
 		return err
 	}
-	if req.GetTo() < 0 || req.GetTo() > 1000 {
-		return status.Error(codes.InvalidArgument, "to must be 0 to 1000")
+	n := req.GetCount()
+	if n == 0 {
+		n = 3
 	}
-	for n := int32(1); n <= req.GetTo(); n++ {
-		if err := stream.Send(&demopb.CountReply{N: n, ClientSubject: subject}); err != nil {
+	if n < 1 || n > 100 {
+		return status.Errorf(codes.InvalidArgument, "count %d is not between 1 and 100", n)
+	}
+	for i := int32(1); i <= n; i++ {
+		msg := &greeter.HelloReply{Message: fmt.Sprintf("Hello #%d of %d, %s", i, n, req.GetName()), Peer: p}
+		if err := stream.Send(msg); err != nil {
 			return err
 		}
 	}
