@@ -12,7 +12,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,10 +25,8 @@ import (
 
 	"github.com/hsmbridge/hsmbridge/api/hostapi"
 	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/internal/hostframe"
 )
-
-// maxFrame is the protocol's limit on one message (host.proto).
-const maxFrame = 1 << 20
 
 // session names this process to hsmhost (HelloRequest.session): one per
 // process, as the OpenSSL provider sends.
@@ -138,7 +135,7 @@ func (c *conn) readLoop() {
 	defer close(c.done)
 	r := bufio.NewReader(c.nc)
 	for {
-		body, err := readFrame(r)
+		body, err := hostframe.Read(r)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 				err = errors.New("hsmhost closed the connection")
@@ -219,17 +216,14 @@ func (c *conn) cause() error {
 	return c.err
 }
 
-// encodeFrame is req after its length, 4 bytes big-endian (host.proto's
-// framing).
+// encodeFrame is req as one frame (hostframe's framing).
 func encodeFrame(req *hostapi.Request) ([]byte, error) {
-	size := proto.Size(req)
-	if size > maxFrame {
-		return nil, core.Errorf(core.KindInvalidInput, "hsmkey: a request of %d bytes exceeds the protocol's %d-byte frame", size, maxFrame)
-	}
-	buf := make([]byte, 4, 4+size)
-	binary.BigEndian.PutUint32(buf, uint32(size))
-	buf, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf, req)
-	if err != nil {
+	buf, err := hostframe.Encode(req)
+	var big *hostframe.TooLargeError
+	switch {
+	case errors.As(err, &big):
+		return nil, core.Errorf(core.KindInvalidInput, "hsmkey: a request of %d bytes exceeds the protocol's %d-byte frame", big.Size, hostframe.MaxSize)
+	case err != nil:
 		return nil, core.Errorf(core.KindInternal, "hsmkey: encoding a request: %v", err)
 	}
 	return buf, nil
@@ -244,23 +238,6 @@ func (c *conn) write(ctx context.Context, frame []byte) error {
 	c.nc.SetWriteDeadline(deadline)
 	_, err := c.nc.Write(frame)
 	return err
-}
-
-// readFrame reads one length-prefixed message (host.proto's framing).
-func readFrame(r io.Reader) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n > maxFrame {
-		return nil, fmt.Errorf("a frame of %d bytes exceeds the %d-byte limit", n, maxFrame)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return nil, err
-	}
-	return body, nil
 }
 
 func timeoutError(ctx context.Context, path string) error {

@@ -2,8 +2,7 @@ package hsmkey_test
 
 // What a real host does not do on cue (drop a connection with a request
 // in flight, answer out of order, stall), played by a scripted host that
-// speaks the protocol with the server's own framing (socketserver's
-// ReadFrame and WriteFrame).
+// speaks the protocol with the framing the server uses (hostframe).
 
 import (
 	"context"
@@ -27,7 +26,7 @@ import (
 	"github.com/hsmbridge/hsmbridge/api/hostapi"
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/hsmkey"
-	"github.com/hsmbridge/hsmbridge/internal/socketserver"
+	"github.com/hsmbridge/hsmbridge/internal/hostframe"
 )
 
 // fakeHost answers Hello and GetKey itself (one P-256 key) and hands every
@@ -100,7 +99,7 @@ func (f *fakeHost) serve(n int32, c net.Conn) {
 	var held []*hostapi.Response
 	for {
 		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		frame, err := socketserver.ReadFrame(c)
+		frame, err := hostframe.Read(c)
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
 			if f.closing.Load() {
 				return
@@ -140,7 +139,7 @@ func (f *fakeHost) serve(n int32, c net.Conn) {
 					continue
 				}
 				for i := len(held) - 1; i >= 0; i-- {
-					socketserver.WriteFrame(c, held[i])
+					hostframe.Write(c, held[i])
 				}
 				held = nil
 				continue
@@ -149,7 +148,7 @@ func (f *fakeHost) serve(n int32, c net.Conn) {
 		if resp.GetId() == 0 && resp.GetError() == nil {
 			resp.Id = req.GetId()
 		}
-		if err := socketserver.WriteFrame(c, resp); err != nil {
+		if err := hostframe.Write(c, resp); err != nil {
 			return
 		}
 	}

@@ -27,7 +27,7 @@ targets=(
 	"./core                  FuzzRefPEMRoundTrip"
 	"./core                  FuzzOpenMasked"
 	"./core                  FuzzSealOpenMasked"
-	"./internal/socketserver FuzzReadFrame"
+	"./internal/hostframe    FuzzReadFrame"
 	"./internal/config       FuzzParse"
 	"./internal/secp256k1    FuzzParse"
 )

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hsmbridge/hsmbridge/api/hostapi"
 	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/internal/hostframe"
 	"github.com/hsmbridge/hsmbridge/internal/socketserver"
 )
 
@@ -65,7 +66,7 @@ func (c *Client) readLoop() {
 	r := bufio.NewReader(c.conn)
 	var ferr error
 	for {
-		frame, err := socketserver.ReadFrame(r)
+		frame, err := hostframe.Read(r)
 		if err != nil {
 			ferr = core.Errorf(core.KindUnavailable, "connection to hsmhost at %s lost: %v", c.path, err)
 			break
@@ -114,11 +115,11 @@ func (c *Client) Do(ctx context.Context, req *hostapi.Request) (*hostapi.Respons
 	c.mu.Unlock()
 
 	c.wmu.Lock()
-	err := socketserver.WriteFrame(c.conn, req)
+	err := hostframe.Write(c.conn, req)
 	c.wmu.Unlock()
 	if err != nil {
 		c.forget(req.Id)
-		var big *socketserver.FrameTooLargeError
+		var big *hostframe.TooLargeError
 		if errors.As(err, &big) {
 			return nil, core.Errorf(core.KindInvalidInput, "request too large: %v", err)
 		}

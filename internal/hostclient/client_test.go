@@ -13,7 +13,7 @@ import (
 	"github.com/hsmbridge/hsmbridge/api/hostapi"
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/internal/hostclient"
-	"github.com/hsmbridge/hsmbridge/internal/socketserver"
+	"github.com/hsmbridge/hsmbridge/internal/hostframe"
 )
 
 func TestDialFailureIsUnavailable(t *testing.T) {
@@ -39,7 +39,7 @@ func TestLostConnectionFailsPendingCalls(t *testing.T) {
 		if err != nil {
 			return
 		}
-		socketserver.ReadFrame(c) // read the request, then vanish
+		hostframe.Read(c) // read the request, then vanish
 		c.Close()
 	}()
 	c, err := hostclient.Dial(path)
@@ -74,7 +74,7 @@ func TestResponsesMatchedByIDAndProtocolErrors(t *testing.T) {
 		defer c.Close()
 		var ids []uint64
 		for len(ids) < 2 {
-			f, err := socketserver.ReadFrame(c)
+			f, err := hostframe.Read(c)
 			if err != nil {
 				return
 			}
@@ -86,9 +86,9 @@ func TestResponsesMatchedByIDAndProtocolErrors(t *testing.T) {
 		}
 		// Answer in reverse order, each with its own payload.
 		for i := len(ids) - 1; i >= 0; i-- {
-			socketserver.WriteFrame(c, &hostapi.Response{Id: ids[i], Result: &hostapi.Response_Random{Random: &hostapi.RandomResponse{Data: []byte{byte(ids[i])}}}})
+			hostframe.Write(c, &hostapi.Response{Id: ids[i], Result: &hostapi.Response_Random{Random: &hostapi.RandomResponse{Data: []byte{byte(ids[i])}}}})
 		}
-		socketserver.WriteFrame(c, &hostapi.Response{Id: 0, Error: &hostapi.Error{Kind: hostapi.ErrorKind_ERROR_KIND_INVALID_INPUT, Message: "protocol error: test"}})
+		hostframe.Write(c, &hostapi.Response{Id: 0, Error: &hostapi.Error{Kind: hostapi.ErrorKind_ERROR_KIND_INVALID_INPUT, Message: "protocol error: test"}})
 	}()
 	c, err := hostclient.Dial(path)
 	if err != nil {

@@ -12,13 +12,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hsmbridge/hsmbridge/api/hostapi"
+	"github.com/hsmbridge/hsmbridge/internal/hostframe"
 	"github.com/hsmbridge/hsmbridge/internal/socketserver"
 )
 
@@ -131,7 +131,7 @@ func TestConnectionsBeyondPerUIDLimitAreRefused(t *testing.T) {
 
 	extra := rawDial(t, e.path)
 	extra.SetReadDeadline(time.Now().Add(3 * time.Second))
-	frame, err := socketserver.ReadFrame(extra)
+	frame, err := hostframe.Read(extra)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatal("a fourth connection from the same uid was served with a limit of 3")
 	}
@@ -157,7 +157,7 @@ func TestConnectionsBeyondPerUIDLimitAreRefused(t *testing.T) {
 		c := rawDial(t, e.path)
 		rawConn{t, c}.send(hello)
 		c.SetReadDeadline(time.Now().Add(time.Second))
-		frame, err := socketserver.ReadFrame(c)
+		frame, err := hostframe.Read(c)
 		resp := new(hostapi.Response)
 		if err == nil && proto.Unmarshal(frame, resp) == nil && resp.GetHello() != nil {
 			break
@@ -185,7 +185,7 @@ func TestAnnouncedFrameSizeIsNotAllocatedUpFront(t *testing.T) {
 	e := start(t, socketserver.SocketConfig{})
 	before := heapInUse()
 	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], socketserver.MaxFrame)
+	binary.BigEndian.PutUint32(hdr[:], hostframe.MaxSize)
 	const conns = 50
 	for i := 0; i < conns; i++ {
 		c := rawDial(t, e.path)
@@ -198,37 +198,6 @@ func TestAnnouncedFrameSizeIsNotAllocatedUpFront(t *testing.T) {
 	t.Logf("live heap grew by %d KiB for %d stalled 1 MiB frames", grown>>10, conns)
 	if grown > 16<<20 {
 		t.Fatalf("live heap grew by %d MiB for %d connections that sent 5 bytes each", grown>>20, conns)
-	}
-}
-
-// TestReadFrameGrowsWithTheBytesThatArrive checks the buffer logic itself:
-// a header announcing 1 MiB followed by a few bytes allocates little, and
-// frames arriving in pieces are read whole.
-func TestReadFrameGrowsWithTheBytesThatArrive(t *testing.T) {
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], socketserver.MaxFrame)
-	stalled := append(hdr[:], make([]byte, 1000)...)
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	_, err := socketserver.ReadFrame(bytes.NewReader(stalled))
-	runtime.ReadMemStats(&m1)
-	if !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("short frame: %v", err)
-	}
-	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 256<<10 {
-		t.Fatalf("reading 1000 bytes of an announced 1 MiB frame allocated %d KiB", alloc>>10)
-	}
-
-	for _, size := range []int{0, 1, 4095, 4096, 70000, socketserver.MaxFrame} {
-		body := make([]byte, size)
-		for i := range body {
-			body[i] = byte(i * 7)
-		}
-		binary.BigEndian.PutUint32(hdr[:], uint32(size))
-		got, err := socketserver.ReadFrame(iotest.HalfReader(bytes.NewReader(append(hdr[:], body...))))
-		if err != nil || !bytes.Equal(got, body) {
-			t.Fatalf("frame of %d bytes read in pieces: %d bytes, %v", size, len(got), err)
-		}
 	}
 }
 

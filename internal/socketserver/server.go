@@ -16,7 +16,7 @@
 // has come the rest must follow within FrameTimeout, and a response must be
 // taken within the same time; otherwise the connection is closed. A frame's
 // buffer grows with the bytes that arrive, not with the length its header
-// announces (see ReadFrame). And each peer uid, read with SO_PEERCRED at
+// announces (see hostframe.Read). And each peer uid, read with SO_PEERCRED at
 // accept, may hold at most MaxConnsPerUID connections; one more is answered
 // with an error and closed at once. Root is not exempt: in a container every
 // client is root, and the limit is a bound on memory, not a permission.
@@ -44,6 +44,7 @@ import (
 
 	"github.com/hsmbridge/hsmbridge/api/hostapi"
 	"github.com/hsmbridge/hsmbridge/core"
+	"github.com/hsmbridge/hsmbridge/internal/hostframe"
 	"github.com/hsmbridge/hsmbridge/internal/hostsvc"
 	"github.com/hsmbridge/hsmbridge/plugins/sdk/workpool"
 )
@@ -233,7 +234,7 @@ func (s *Server) refuse(c net.Conn, uid uint32) {
 			"uid", uid, "limit", s.MaxConnsPerUID, "refused_since_last_warning", refused)
 	}
 	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	WriteFrame(c, errorResponse(0, core.Errorf(core.KindUnavailable,
+	hostframe.Write(c, errorResponse(0, core.Errorf(core.KindUnavailable,
 		"hsmhost refuses a connection: uid %d already has %d open, the limit set by max_connections_per_uid in hsmhost's configuration",
 		uid, s.MaxConnsPerUID)))
 	c.Close()
@@ -335,7 +336,7 @@ func (s *Server) serveConn(c net.Conn, cred ucred, counted bool) {
 		wmu.Lock()
 		defer wmu.Unlock()
 		c.SetWriteDeadline(time.Now().Add(s.FrameTimeout))
-		if err := WriteFrame(c, resp); err != nil {
+		if err := hostframe.Write(c, resp); err != nil {
 			// Part of a frame may have gone: the stream is done for.
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				s.Log.Warn("closing connection: response not read within frame_timeout", "id", resp.GetId(), "timeout", s.FrameTimeout, "uid", peerLabel(uid, counted))
@@ -360,10 +361,10 @@ func (s *Server) serveConn(c net.Conn, cred ucred, counted bool) {
 		}
 		var frame []byte
 		if err == nil {
-			frame, err = ReadFrame(r)
+			frame, err = hostframe.Read(r)
 		}
 		if err != nil {
-			var big *FrameTooLargeError
+			var big *hostframe.TooLargeError
 			switch {
 			case errors.As(err, &big):
 				s.Log.Warn("closing connection after oversize frame", "size", big.Size)

@@ -27,6 +27,7 @@ import (
 	"github.com/hsmbridge/hsmbridge/api/hostapi"
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/internal/hostclient"
+	"github.com/hsmbridge/hsmbridge/internal/hostframe"
 	"github.com/hsmbridge/hsmbridge/internal/hostsvc"
 	"github.com/hsmbridge/hsmbridge/internal/hostsvc/fakebackend"
 	"github.com/hsmbridge/hsmbridge/internal/socketserver"
@@ -207,14 +208,14 @@ type rawConn struct {
 }
 
 func (r rawConn) send(req *hostapi.Request) {
-	if err := socketserver.WriteFrame(r.c, req); err != nil {
+	if err := hostframe.Write(r.c, req); err != nil {
 		r.t.Fatal(err)
 	}
 }
 
 func (r rawConn) recv() *hostapi.Response {
 	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	frame, err := socketserver.ReadFrame(r.c)
+	frame, err := hostframe.Read(r.c)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func TestOversizeFrameIsRejectedThenClosed(t *testing.T) {
 	}
 	defer conn.Close()
 	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], socketserver.MaxFrame+1)
+	binary.BigEndian.PutUint32(hdr[:], hostframe.MaxSize+1)
 	conn.Write(hdr[:])
 	r := rawConn{t, conn}
 	resp := r.recv()
@@ -310,9 +311,9 @@ func TestOversizeFrameIsRejectedThenClosed(t *testing.T) {
 	// A frame of exactly the limit is read (and rejected only as a bad Request).
 	conn2, _ := net.Dial("unix", e.path)
 	defer conn2.Close()
-	binary.BigEndian.PutUint32(hdr[:], socketserver.MaxFrame)
+	binary.BigEndian.PutUint32(hdr[:], hostframe.MaxSize)
 	conn2.Write(hdr[:])
-	conn2.Write(make([]byte, socketserver.MaxFrame)) // zeros: field number 0 is invalid protobuf
+	conn2.Write(make([]byte, hostframe.MaxSize)) // zeros: field number 0 is invalid protobuf
 	resp = rawConn{t, conn2}.recv()
 	if !strings.Contains(resp.GetError().GetMessage(), "not a Request") {
 		t.Fatalf("limit-sized frame: %v", resp)

@@ -1,79 +1,11 @@
 package socketserver
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"io"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/hsmbridge/hsmbridge/api/hostapi"
 	"github.com/hsmbridge/hsmbridge/core"
 )
-
-// MaxFrame is the largest message either side accepts.
-const MaxFrame = 1 << 20
-
-// FrameTooLargeError reports a length prefix above MaxFrame.
-type FrameTooLargeError struct{ Size uint32 }
-
-func (e *FrameTooLargeError) Error() string {
-	return fmt.Sprintf("frame of %d bytes exceeds the %d-byte limit", e.Size, MaxFrame)
-}
-
-// frameChunk is all ReadFrame allocates for a body before its bytes come:
-// a length prefix alone buys a client no more memory than this. The buffer
-// then doubles, never past the announced length, as bytes arrive, so what a
-// stalled frame holds is at most twice what was sent.
-const frameChunk = 4 << 10
-
-// ReadFrame reads one length-prefixed message body.
-func ReadFrame(r io.Reader) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
-	}
-	size := binary.BigEndian.Uint32(hdr[:])
-	if size > MaxFrame {
-		return nil, &FrameTooLargeError{Size: size}
-	}
-	n := int(size)
-	buf := make([]byte, 0, min(n, frameChunk))
-	for len(buf) < n {
-		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(2*cap(buf), n))
-			copy(grown, buf)
-			buf = grown
-		}
-		m, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		if err != nil && len(buf) < n {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-	return buf, nil
-}
-
-// WriteFrame marshals m and writes it with its length prefix in one write.
-func WriteFrame(w io.Writer, m proto.Message) error {
-	body, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if len(body) > MaxFrame {
-		return &FrameTooLargeError{Size: uint32(len(body))}
-	}
-	buf := make([]byte, 4+len(body))
-	binary.BigEndian.PutUint32(buf, uint32(len(body)))
-	copy(buf[4:], body)
-	_, err = w.Write(buf)
-	return err
-}
 
 var kindToProto = map[core.ErrorKind]hostapi.ErrorKind{
 	core.KindInternal:            hostapi.ErrorKind_ERROR_KIND_INTERNAL,

@@ -1,4 +1,4 @@
-package socketserver
+package hostframe
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 )
 
 // chunkReader serves data at most chunk bytes per Read, as a socket may, and
-// records the capacity of the largest buffer it was handed: what ReadFrame
-// reads a body into is what a length prefix made it allocate.
+// records the capacity of the largest buffer it was handed: what Read reads
+// a body into is what a length prefix made it allocate.
 type chunkReader struct {
 	data   []byte
 	pos    int
@@ -41,42 +41,42 @@ func allocated() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// allocSlack covers allocated's rounding and ReadFrame's small objects.
+// allocSlack covers allocated's rounding and Read's small objects.
 const allocSlack = 64 << 10
 
 // FuzzReadFrame reads frames from an arbitrary byte stream, delivered in
-// chunks of a fuzzed size, until ReadFrame fails. It checks each frame
+// chunks of a fuzzed size, until Read fails. It checks each frame
 // against the stream: the body is exactly the prefix's length of bytes
-// after it; no buffer over MaxFrame is handed to the reader, and one call
-// allocates at most twice MaxFrame in all (room for a growing buffer's
-// copies); a prefix over MaxFrame is refused with its size, allocating
+// after it; no buffer over MaxSize is handed to the reader, and one call
+// allocates at most twice MaxSize in all (room for a growing buffer's
+// copies); a prefix over MaxSize is refused with its size, allocating
 // nothing for a body and reading none of it; the stream ends cleanly
 // (io.EOF) only at a frame boundary, and otherwise with
-// io.ErrUnexpectedEOF. A body that is a Request survives WriteFrame and
-// ReadFrame unchanged.
+// io.ErrUnexpectedEOF. A body that is a Request survives Write and Read
+// unchanged.
 func FuzzReadFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
 		r := &chunkReader{data: stream, chunk: int(chunk)%64 + 1}
 		for frames := 0; ; frames++ {
 			off := r.pos
 			before := allocated()
-			frame, err := ReadFrame(r)
+			frame, err := Read(r)
 			alloc := allocated() - before
-			if r.maxBuf > MaxFrame {
-				t.Fatalf("frame %d: ReadFrame read into a %d-byte buffer; the limit is %d", frames, r.maxBuf, MaxFrame)
+			if r.maxBuf > MaxSize {
+				t.Fatalf("frame %d: Read read into a %d-byte buffer; the limit is %d", frames, r.maxBuf, MaxSize)
 			}
-			if alloc > 2*MaxFrame+allocSlack {
-				t.Fatalf("frame %d: ReadFrame allocated %d bytes, over twice the %d-byte cap", frames, alloc, MaxFrame)
+			if alloc > 2*MaxSize+allocSlack {
+				t.Fatalf("frame %d: Read allocated %d bytes, over twice the %d-byte cap", frames, alloc, MaxSize)
 			}
 			left := stream[off:]
-			var big *FrameTooLargeError
+			var big *TooLargeError
 			switch {
 			case err == nil:
 				if len(left) < 4 {
 					t.Fatalf("frame %d: read from %d bytes, shorter than a length prefix", frames, len(left))
 				}
 				n := binary.BigEndian.Uint32(left)
-				if n > MaxFrame || 4+int(n) > len(left) || uint32(len(frame)) != n || !bytes.Equal(frame, left[4:4+n]) || r.pos != off+4+int(n) {
+				if n > MaxSize || 4+int(n) > len(left) || uint32(len(frame)) != n || !bytes.Equal(frame, left[4:4+n]) || r.pos != off+4+int(n) {
 					t.Fatalf("frame %d: prefix %d, got %d bytes, consumed %d", frames, n, len(frame), r.pos-off)
 				}
 				checkRequestRoundTrip(t, frame)
@@ -85,7 +85,7 @@ func FuzzReadFrame(f *testing.F) {
 				if len(left) < 4 {
 					t.Fatalf("frame %d: %v from %d bytes", frames, err, len(left))
 				}
-				if n := binary.BigEndian.Uint32(left); n <= MaxFrame || big.Size != n {
+				if n := binary.BigEndian.Uint32(left); n <= MaxSize || big.Size != n {
 					t.Fatalf("frame %d: prefix %d refused as %d bytes", frames, n, big.Size)
 				}
 				if r.pos != off+4 {
@@ -117,7 +117,7 @@ func FuzzReadFrame(f *testing.F) {
 }
 
 // checkRequestRoundTrip: a frame that decodes as a Request, written again
-// by WriteFrame, reads back as an equal Request.
+// by Write, reads back as an equal Request.
 func checkRequestRoundTrip(t *testing.T, frame []byte) {
 	t.Helper()
 	req := new(hostapi.Request)
@@ -125,19 +125,19 @@ func checkRequestRoundTrip(t *testing.T, frame []byte) {
 		return
 	}
 	var buf bytes.Buffer
-	if err := WriteFrame(&buf, req); err != nil {
-		var big *FrameTooLargeError
+	if err := Write(&buf, req); err != nil {
+		var big *TooLargeError
 		if errors.As(err, &big) {
 			return // re-encoding may grow a frame near the limit
 		}
-		t.Fatalf("WriteFrame of a decoded Request: %v", err)
+		t.Fatalf("Write of a decoded Request: %v", err)
 	}
-	body, err := ReadFrame(&buf)
+	body, err := Read(&buf)
 	if err != nil || buf.Len() != 0 {
-		t.Fatalf("ReadFrame of WriteFrame: %v, %d bytes left", err, buf.Len())
+		t.Fatalf("Read of Write: %v, %d bytes left", err, buf.Len())
 	}
 	again := new(hostapi.Request)
 	if err := proto.Unmarshal(body, again); err != nil || !proto.Equal(req, again) {
-		t.Fatalf("Request changed through WriteFrame/ReadFrame: %v\n%v\n%v", err, req, again)
+		t.Fatalf("Request changed through Write and Read: %v\n%v\n%v", err, req, again)
 	}
 }
