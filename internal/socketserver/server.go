@@ -184,13 +184,20 @@ type ucred struct {
 }
 
 // peer counts one uid's connections, and those refused since the last log
-// line about it; likewise its requests the access policy refused.
+// line about it; likewise its requests the access policy refused, and those
+// a backend refused as permission_denied (an HSM role it lacks).
 type peer struct {
 	open, refused int
 	warned        time.Time
-	denied        int
-	deniedWarned  time.Time
+	denied        [2]int       // by deniedBy
+	deniedWarned  [2]time.Time // by deniedBy
 }
+
+// Who refused a request with permission_denied.
+const (
+	deniedByPolicy  = 0 // hsmhost's access policy (the error names no backend)
+	deniedByBackend = 1 // the backend, which hsmhost asked
+)
 
 // admit counts a new connection of uid, or reports that uid is at its
 // limit. s.mu is held.
@@ -240,25 +247,35 @@ func (s *Server) refuse(c net.Conn, uid uint32) {
 	c.Close()
 }
 
-// logDenied logs a request the access policy refused: at once for a uid's
-// first, then once per refusalLogEvery with the count since.
-func (s *Server) logDenied(c *hostsvc.Caller, req *hostapi.Request, msg string) {
+// logDenied logs a request refused with permission_denied, saying who
+// refused it: hsmhost's access policy, or the backend (whose errors name
+// it). Each at once for a uid's first, then once per refusalLogEvery with
+// the count since.
+func (s *Server) logDenied(c *hostsvc.Caller, req *hostapi.Request, e *hostapi.Error) {
+	by, what := deniedByPolicy, "request refused by the access policy"
+	if e.GetBackend() != "" {
+		by, what = deniedByBackend, "request refused by the backend: permission denied"
+	}
 	n := 1
 	if c.Known {
 		s.mu.Lock()
 		p := s.peers[c.UID]
 		n = 0
 		if p != nil {
-			p.denied++
-			if time.Since(p.deniedWarned) >= refusalLogEvery {
-				n, p.denied, p.deniedWarned = p.denied, 0, time.Now()
+			p.denied[by]++
+			if time.Since(p.deniedWarned[by]) >= refusalLogEvery {
+				n, p.denied[by], p.deniedWarned[by] = p.denied[by], 0, time.Now()
 			}
 		}
 		s.mu.Unlock()
 	}
 	if n > 0 {
-		s.Log.Warn("request refused by the access policy", "op", opName(req), "uid", peerLabel(c.UID, c.Known),
-			"pid", c.PID, "exe", c.Exe, "refused_since_last_warning", n, "error", msg)
+		args := []any{"op", opName(req), "uid", peerLabel(c.UID, c.Known), "pid", c.PID, "exe", c.Exe,
+			"refused_since_last_warning", n, "error", e.GetMessage()}
+		if by == deniedByBackend {
+			args = append(args, "backend", e.GetBackend())
+		}
+		s.Log.Warn(what, args...)
 	}
 }
 
@@ -449,7 +466,7 @@ func (s *Server) handle(base context.Context, caller *hostsvc.Caller, req *hosta
 		timing.HostNs = uint64(time.Since(start))
 		resp.Timing = timing
 		if resp.Error.GetKind() == hostapi.ErrorKind_ERROR_KIND_PERMISSION_DENIED {
-			s.logDenied(caller, req, resp.Error.GetMessage())
+			s.logDenied(caller, req, resp.Error)
 		}
 		// Checked first: the arguments cost allocations even when not logged.
 		if resp.Error != nil && s.Log.IsDebug() {
