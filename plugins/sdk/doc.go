@@ -10,7 +10,12 @@
 // with the handshake below. The operations a plugin declares are derived
 // from the interfaces its type implements (ports.Describe), so a plugin can
 // never declare what it cannot do; an RPC for an undeclared operation is
-// answered with an "unsupported" error without reaching the backend.
+// answered with an "unsupported" error without reaching the backend. The
+// host asks for the description when the plugin starts and again after
+// Configure, so the schemes a ports.SchemeLister returns may follow its
+// settings (a PKCS#11 token's mechanism list, say). A backend that also
+// implements ports.StatsReporter has its counters exported in hsmhost's
+// metrics (hsmbridge_backend_events_total).
 //
 // Errors cross the boundary as gRPC statuses carrying a BackendError detail
 // with the core.ErrorKind, so errors.Is(err, core.ErrNotFound) works on the
