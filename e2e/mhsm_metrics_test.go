@@ -26,7 +26,9 @@ func TestMetricsCountManagedHSMRetriesThrottlingAndTokens(t *testing.T) {
 	sign()
 
 	const events = "hsmbridge_backend_events_total"
-	ev := func(f telemetrytest.Families, event string) float64 { return f.Value(events, "backend=mhsm", "event="+event) }
+	ev := func(f telemetrytest.Families, event string) float64 {
+		return f.Value(events, "backend=mhsm", "event="+event)
+	}
 	ctl := newStandinControl(t, s)
 	before, sBefore := telemetrytest.Scrape(t, url), ctl.stats()
 	if !before.Has(events, "backend=mhsm", "event=token_requests") || ev(before, "token_requests") < 1 {

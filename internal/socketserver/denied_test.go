@@ -4,18 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/internal/hostsvc"
 	"github.com/hsmbridge/hsmbridge/internal/hostsvc/fakebackend"
-	"github.com/hsmbridge/hsmbridge/internal/socketserver"
 )
 
 // refusingBackend answers every signature as an HSM does for a caller
@@ -29,33 +24,16 @@ func (refusingBackend) Sign(context.Context, core.KeyID, []byte, core.SignatureS
 // A backend's permission_denied is logged as the backend's refusal, naming
 // it, not as the access policy's (there is no policy here).
 func TestBackendRefusalIsNotLoggedAsThePolicys(t *testing.T) {
-	ctx := context.Background()
 	fake := refusingBackend{fakebackend.New("mhsm")}
 	svc, err := hostsvc.New([]hostsvc.Route{{Prefix: "", Backend: "mhsm"}}, []hostsvc.Backend{fake})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
-	dir, err := os.MkdirTemp("", "hsmden")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock, err := socketserver.Prepare(socketserver.SocketConfig{Path: filepath.Join(dir, "run", "hsmhost.sock")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := sock.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &socketserver.Server{Service: svc, HostVersion: "test", Log: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Warn})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(ctx); sock.Remove(); svc.Close() })
+	path, logs := serveWarnings(t, svc)
 	if _, err := svc.CreateKey(ctx, "managedhsm:MyHSM:k", core.KeySpec{Type: core.KeyTypeEC, Curve: core.CurveP256, Usages: []core.KeyUsage{core.UsageSign}}); err != nil {
 		t.Fatal(err)
 	}
-	c := dial(t, filepath.Join(dir, "run", "hsmhost.sock"))
+	c := dial(t, path)
 	digest := sha256.Sum256([]byte("x"))
 	_, _, err = c.Sign(ctx, "managedhsm:MyHSM:k", "", digest[:], core.SignatureScheme{Padding: core.PaddingECDSA, Hash: core.SHA256})
 	if !errors.Is(err, core.ErrPermissionDenied) || !strings.Contains(err.Error(), "Crypto User role") {

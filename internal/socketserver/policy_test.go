@@ -36,30 +36,14 @@ func TestRequestsAreMadeInThePeersName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
-	dir, err := os.MkdirTemp("", "hsmpol")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock, err := socketserver.Prepare(socketserver.SocketConfig{Path: filepath.Join(dir, "run", "hsmhost.sock")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := sock.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &socketserver.Server{Service: svc, HostVersion: "test", Log: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Warn})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(ctx); sock.Remove(); svc.Close() })
+	path, logs := serveWarnings(t, svc)
 
 	for _, k := range []string{"managedhsm:MyHSM:mine-1", "managedhsm:MyHSM:theirs-1"} {
 		if _, err := svc.CreateKey(ctx, k, core.KeySpec{Type: core.KeyTypeEC, Curve: core.CurveP256, Usages: []core.KeyUsage{core.UsageSign}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c := dial(t, filepath.Join(dir, "run", "hsmhost.sock"))
+	c := dial(t, path)
 	digest := sha256.Sum256([]byte("x"))
 	scheme := core.SignatureScheme{Padding: core.PaddingECDSA, Hash: core.SHA256}
 	if _, _, err := c.Sign(ctx, "managedhsm:MyHSM:mine-1", "", digest[:], scheme); err != nil {
@@ -90,4 +74,29 @@ func TestRequestsAreMadeInThePeersName(t *testing.T) {
 	if n := strings.Count(logs.String(), "request refused by the access policy"); n != 1 {
 		t.Errorf("%d log lines for 3 refusals within the interval:\n%s", n, logs)
 	}
+}
+
+// serveWarnings serves svc on a fresh socket, logging at warn level into the
+// returned buffer, until the test ends; it returns the socket's path.
+func serveWarnings(t *testing.T, svc *hostsvc.Service) (string, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	dir, err := os.MkdirTemp("", "hsmpol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "run", "hsmhost.sock")
+	sock, err := socketserver.Prepare(socketserver.SocketConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := sock.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &socketserver.Server{Service: svc, HostVersion: "test", Log: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Warn})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(ctx); sock.Remove(); svc.Close() })
+	return path, logs
 }
