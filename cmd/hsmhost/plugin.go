@@ -85,11 +85,7 @@ func pluginList(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 0 {
 		return usagef("plugin list takes no arguments")
 	}
-	path, err := config.Locate(*configFlag)
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load(path)
+	cfg, path, err := config.Find(*configFlag)
 	if err != nil {
 		return err
 	}

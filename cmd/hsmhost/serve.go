@@ -42,11 +42,7 @@ func serve(args []string, stderr io.Writer) error {
 		return usagef("serve takes no arguments, got %q", pos)
 	}
 
-	path, err := config.Locate(*configFlag)
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load(path)
+	cfg, _, err := config.Find(*configFlag)
 	if err != nil {
 		return err
 	}
@@ -182,13 +178,10 @@ loop:
 // in. On any error the running configuration stays as it is.
 func reload(ctx context.Context, configFlag string, old *config.Config, sockPath, fixedLevel string, svc *hostsvc.Service, log hclog.Logger,
 	audit *telemetry.Audit, metrics *telemetry.Metrics) *config.Config {
-	path, err := config.Locate(configFlag)
+	cfg, _, err := config.Find(configFlag)
 	if err == nil {
-		var cfg *config.Config
 		var access *hostsvc.Access
-		if cfg, err = config.Load(path); err == nil {
-			access, err = hostsvc.NewAccess(cfg.Access)
-		}
+		access, err = hostsvc.NewAccess(cfg.Access)
 		if err == nil {
 			var backends []hostsvc.Backend
 			var routes []hostsvc.Route

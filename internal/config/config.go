@@ -151,6 +151,17 @@ func Locate(explicit string) (string, error) {
 	return "", nil
 }
 
+// Find is Locate then Load: the configuration hsmhost uses, and the file
+// it came from ("" for the embedded default).
+func Find(explicit string) (*Config, string, error) {
+	path, err := Locate(explicit)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg, err := Load(path)
+	return cfg, path, err
+}
+
 // Load reads the file at path, or returns Default() for an empty path.
 func Load(path string) (*Config, error) {
 	if path == "" {
