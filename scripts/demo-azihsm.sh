@@ -33,8 +33,7 @@ show "grep -E 'plugin|library|prefix' $work/hsmhost.hcl"
 grep -E '^\s*(plugin|library|prefix)' "$work/hsmhost.hcl" | sed 's/^/   /'
 hsmhost serve --config "$work/hsmhost.hcl" >"$work/logs/hsmhost.log" 2>&1 &
 host_pid=$!
-for _ in $(seq 100); do [ -S "$HSMBRIDGE_SOCKET" ] && break; sleep 0.1; done
-[ -S "$HSMBRIDGE_SOCKET" ] || { cat "$work/logs/hsmhost.log"; exit 1; }
+wait_for_host "$work/logs/hsmhost.log"
 ok "hsmhost pid $host_pid listening on $HSMBRIDGE_SOCKET"
 show "hsmhost doctor azihsm"
 hsmhost doctor azihsm 2>&1 | sed 's/^/   /'

@@ -4,6 +4,13 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; }
 ok() { printf '   ok: %s\n' "$*"; }
 die() { printf '   FAILED: %s\n' "$*"; exit 1; }
+# wait_for_host LOG: waits up to 10 s for hsmhost's socket ($HSMBRIDGE_SOCKET);
+# if it does not come, prints hsmhost's LOG and fails.
+wait_for_host() {
+	for _ in $(seq 100); do [ -S "$HSMBRIDGE_SOCKET" ] && return; sleep 0.1; done
+	cat "$1"
+	die "hsmhost did not open $HSMBRIDGE_SOCKET"
+}
 
 # openssl_modules_cnf FILE: the openssl.cnf the demo's commands read
 # (OPENSSL_CONF): the system's own (its [req] answers the seed's prompts),

@@ -58,8 +58,7 @@ grep -v '^\s*#' "$work/hsmhost.hcl" | grep -v '^\s*$' | sed 's/^/   /'
 show "AZURE_CLI_ACCESS_TOKEN=<token> hsmhost serve --config $work/hsmhost.hcl"
 AZURE_CLI_ACCESS_TOKEN=$token hsmhost serve --config "$work/hsmhost.hcl" >"$work/logs/hsmhost.log" 2>&1 &
 host_pid=$!
-for _ in $(seq 100); do [ -S "$HSMBRIDGE_SOCKET" ] && break; sleep 0.1; done
-[ -S "$HSMBRIDGE_SOCKET" ] || { cat "$work/logs/hsmhost.log"; die "hsmhost did not start"; }
+wait_for_host "$work/logs/hsmhost.log"
 ok "hsmhost pid $host_pid listening on $HSMBRIDGE_SOCKET; only it holds the token"
 
 step "Keys, created in the HSM through hsmhost (as 'az keyvault key create' would)"

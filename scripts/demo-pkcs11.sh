@@ -51,8 +51,7 @@ hsmhost plugin list --config "$work/hsmhost.hcl" 2>&1 | sed 's/^/   /'
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "plugin list"
 hsmhost serve --config "$work/hsmhost.hcl" >"$work/logs/hsmhost.log" 2>&1 &
 host_pid=$!
-for _ in $(seq 100); do [ -S "$HSMBRIDGE_SOCKET" ] && break; sleep 0.1; done
-[ -S "$HSMBRIDGE_SOCKET" ] || { cat "$work/logs/hsmhost.log"; die "hsmhost did not start"; }
+wait_for_host "$work/logs/hsmhost.log"
 ok "hsmhost pid $host_pid listening on $HSMBRIDGE_SOCKET"
 show "hsmhost doctor managedhsm:MyHSM"
 hsmhost doctor managedhsm:MyHSM 2>&1 | sed 's/^/   /'

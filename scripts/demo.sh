@@ -33,8 +33,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 hsmhost serve $hostcfg >"$work/logs/hsmhost.log" 2>&1 &
 host_pid=$!
-for _ in $(seq 100); do [ -S "$HSMBRIDGE_SOCKET" ] && break; sleep 0.1; done
-[ -S "$HSMBRIDGE_SOCKET" ] || { cat "$work/logs/hsmhost.log"; exit 1; }
+wait_for_host "$work/logs/hsmhost.log"
 ok "hsmhost pid $host_pid listening on $HSMBRIDGE_SOCKET"
 
 step "Keys, as 'az keyvault key create' would make them"
