@@ -13,6 +13,7 @@ import (
 
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/ports"
+	"github.com/miekg/pkcs11"
 )
 
 // configure opens a backend and closes it again before returning: PKCS#11
@@ -112,7 +113,7 @@ func TestDeclaredSchemes(t *testing.T) {
 	}
 	// A token without PSS (as if its list lacked it) declares none.
 	b.mu.Lock()
-	delete(b.mechs, 0x0d) // CKM_RSA_PKCS_PSS
+	delete(b.mechs, pkcs11.CKM_RSA_PKCS_PSS)
 	b.mu.Unlock()
 	for _, n := range ports.Describe("pkcs11", "test", b).SignatureSchemes {
 		if strings.HasPrefix(n, "rsa-pss") {
