@@ -274,6 +274,9 @@ func TestHardeningFailFastFrozenHost(t *testing.T) {
 	if err := h.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// The stop takes effect in each thread as it next runs, not when kill
+	// returns: a request sent at once can still be answered.
+	waitStopped(t, h.cmd.Process.Pid)
 	resumed := false
 	resume := func() {
 		if !resumed {
@@ -321,5 +324,30 @@ func TestHardeningFailFastFrozenHost(t *testing.T) {
 	}
 	if a := s.sign(30 * time.Second); !a.ok {
 		t.Errorf("after the probe, a request failed: %s", a.err)
+	}
+}
+
+// waitStopped waits until every thread of pid is in the stopped state.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(tasks) > 0
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			// The state follows the command name's closing parenthesis.
+			if i := strings.LastIndexByte(string(b), ')'); err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d did not stop within 5 s of SIGSTOP", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
