@@ -24,7 +24,7 @@ go-binaries:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-mhsm ./plugins/mhsm/cmd/hsmbridge-mhsm
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/plugins/hsmbridge-azihsm ./plugins/azihsm-device/cmd/hsmbridge-azihsm
 	cd plugins/pkcs11 && $(GO) build $(GOFLAGS_BUILD) -o $(abspath $(BUILD))/plugins/hsmbridge-pkcs11 ./cmd/hsmbridge-pkcs11
-	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/bin/mhsm-standin ./cmd/mhsm-standin
+	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/bin/mhsm-standin ./testdoubles/mhsm-standin/cmd/mhsm-standin
 
 # The provider module (C): one object installed as hsmbridge.so,
 # akv_provider.so and azihsm_provider.so.

@@ -26,7 +26,7 @@ import (
 
 	"github.com/hsmbridge/hsmbridge/core"
 	"github.com/hsmbridge/hsmbridge/internal/hostclient"
-	"github.com/hsmbridge/hsmbridge/internal/mhsmstandin"
+	"github.com/hsmbridge/hsmbridge/testdoubles/mhsm-standin"
 )
 
 // Issue 10, faults under load with nothing lost, on the Managed HSM

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/hsmbridge/hsmbridge/core"
-	"github.com/hsmbridge/hsmbridge/internal/mhsmstandin"
+	"github.com/hsmbridge/hsmbridge/testdoubles/mhsm-standin"
 )
 
 // BenchmarkSignP256 signs through the backend against the stand-in with

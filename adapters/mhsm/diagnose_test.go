@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/hsmbridge/hsmbridge/core"
-	"github.com/hsmbridge/hsmbridge/internal/mhsmstandin"
+	"github.com/hsmbridge/hsmbridge/testdoubles/mhsm-standin"
 )
 
 func checkNamed(t *testing.T, checks []core.Check, prefix string) core.Check {

@@ -28,7 +28,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/hsmbridge/hsmbridge/core"
-	"github.com/hsmbridge/hsmbridge/internal/mhsmstandin"
+	"github.com/hsmbridge/hsmbridge/testdoubles/mhsm-standin"
 )
 
 // callsOf returns the stand-in's records of the calls whose operation is op

@@ -1,6 +1,6 @@
 package mhsm
 
-// Tests against internal/mhsmstandin, a local HTTPS server that answers like
+// Tests against testdoubles/mhsm-standin, a local HTTPS server that answers like
 // Managed HSM: the contract suite (in process and through the plugin
 // binary), the mapping of every kind of service failure to a core error,
 // token caching and connection reuse.
@@ -24,7 +24,7 @@ import (
 
 	contracttests "github.com/hsmbridge/hsmbridge/contract-tests"
 	"github.com/hsmbridge/hsmbridge/core"
-	"github.com/hsmbridge/hsmbridge/internal/mhsmstandin"
+	"github.com/hsmbridge/hsmbridge/testdoubles/mhsm-standin"
 )
 
 const testToken = "test-token"

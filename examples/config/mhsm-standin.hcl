@@ -1,5 +1,5 @@
 # hsmhost configuration: every managedhsm: (and akv:) key reference goes to
-# the Managed HSM backend, pointed at the local stand-in (cmd/mhsm-standin)
+# the Managed HSM backend, pointed at the local stand-in (testdoubles/mhsm-standin)
 # instead of Azure. Only this file differs from a simulator setup: the
 # applications, their commands and their key references stay the same.
 #

@@ -17,7 +17,7 @@
 // source nor a repeated one alone repeats a nonce.
 //
 // Checked against OpenSSL (keys and signatures in both directions), a
-// signature a real Managed HSM made (internal/mhsmstandin's recordings) and
+// signature a real Managed HSM made (testdoubles/mhsm-standin's recordings) and
 // the curve's published points.
 package secp256k1
 

@@ -1,7 +1,7 @@
 // Command mhsm-standin serves a local stand-in for the Azure Key Vault
 // Managed HSM keys REST API over HTTPS on loopback, for tests and demos of
 // the Managed HSM backend. See README.md beside this file; the server itself
-// is internal/mhsmstandin.
+// is testdoubles/mhsm-standin.
 package main
 
 import (
@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hsmbridge/hsmbridge/internal/mhsmstandin"
+	"github.com/hsmbridge/hsmbridge/testdoubles/mhsm-standin"
 )
 
 // listFlag collects a repeatable, comma-separable flag.
