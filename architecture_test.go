@@ -25,7 +25,8 @@ type rule struct {
 	allow func(pkg, imp string) bool
 }
 
-// inModule reports whether imp is pkg dir of the module or below it.
+// inModule reports whether imp is one of the module's folders dirs, or
+// a package below one.
 func inModule(imp string, dirs ...string) bool {
 	for _, d := range dirs {
 		p := module + "/" + d
